@@ -1,0 +1,580 @@
+"""SQLite state: tenants, API keys, sandboxes, the audit log and a small key/value table.
+
+The only module that speaks SQL. One connection serves the whole daemon: every
+statement is sub-millisecond, so a single lock around the connection costs less
+than a pool would, and it makes each write transaction exclusive within the
+process (``BEGIN IMMEDIATE`` makes it exclusive against other processes too, such
+as a CLI reading the same file). WAL lets those other processes read while the
+daemon writes; ``synchronous=NORMAL`` gives up durability of the last commits on
+power loss (never consistency) for commits that do not wait on fsync.
+
+Schema changes are an ordered list of scripts; ``PRAGMA user_version`` records
+how many have been applied, so opening a database runs only the new ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from sandboxd.errors import AlreadyExists, Conflict, NotFound, SandboxdError
+
+__all__ = [
+    "SANDBOX_STATES",
+    "ApiKey",
+    "AuditRecord",
+    "SandboxRecord",
+    "Store",
+    "Tenant",
+]
+
+SANDBOX_STATES: Final = frozenset(
+    {"creating", "running", "paused", "stopped", "hibernated", "failed", "deleting"}
+)
+
+# Where the newest audit record's (seq, hash) is kept, written in the same
+# transaction as the record: the anchor that makes a cut-off tail detectable.
+_AUDIT_HEAD_KEY: Final = "audit_head"
+_AUDIT_BATCH: Final = 1000
+_BUSY_TIMEOUT_S: Final = 5.0
+
+_MIGRATIONS: Final[tuple[str, ...]] = (
+    # 1: the first schema.
+    """
+    CREATE TABLE tenants (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL UNIQUE,
+        created_at  REAL NOT NULL
+    );
+    CREATE TABLE api_keys (
+        id           TEXT PRIMARY KEY,
+        tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+        name         TEXT NOT NULL,
+        secret_hash  TEXT NOT NULL,
+        admin        INTEGER NOT NULL,
+        created_at   REAL NOT NULL,
+        revoked_at   REAL
+    );
+    CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id, created_at);
+    CREATE TABLE sandboxes (
+        id            TEXT PRIMARY KEY,
+        tenant_id     TEXT NOT NULL REFERENCES tenants(id),
+        state         TEXT NOT NULL,
+        image         TEXT NOT NULL,
+        spec          TEXT NOT NULL,
+        labels        TEXT NOT NULL,
+        container_id  TEXT,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL,
+        error         TEXT
+    );
+    CREATE INDEX sandboxes_by_tenant ON sandboxes (tenant_id, created_at);
+    CREATE INDEX sandboxes_by_state ON sandboxes (state);
+    CREATE TABLE audit (
+        seq         INTEGER PRIMARY KEY,
+        ts          REAL NOT NULL,
+        tenant_id   TEXT,
+        key_id      TEXT,
+        sandbox_id  TEXT,
+        action      TEXT NOT NULL,
+        args        TEXT NOT NULL,
+        result      TEXT NOT NULL,
+        error       TEXT,
+        prev_hash   TEXT NOT NULL,
+        hash        TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_tenant ON audit (tenant_id, seq);
+    CREATE INDEX audit_by_sandbox ON audit (sandbox_id, seq);
+    CREATE INDEX audit_by_ts ON audit (ts);
+    CREATE TABLE meta (
+        key    TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    name: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    tenant_id: str
+    name: str
+    secret_hash: str
+    admin: bool
+    created_at: float
+    revoked_at: float | None = None
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxRecord:
+    id: str
+    tenant_id: str
+    state: str
+    image: str
+    spec: dict[str, Any]
+    labels: dict[str, str]
+    container_id: str | None
+    created_at: float
+    updated_at: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    seq: int
+    ts: float
+    tenant_id: str | None
+    key_id: str | None
+    sandbox_id: str | None
+    action: str
+    args: dict[str, Any]
+    result: str
+    error: str | None
+    prev_hash: str
+    hash: str
+
+
+_TENANT_COLUMNS: Final = "id, name, created_at"
+_KEY_COLUMNS: Final = "id, tenant_id, name, secret_hash, admin, created_at, revoked_at"
+_SANDBOX_COLUMNS: Final = (
+    "id, tenant_id, state, image, spec, labels, container_id, created_at, updated_at, error"
+)
+_AUDIT_COLUMNS: Final = (
+    "seq, ts, tenant_id, key_id, sandbox_id, action, args, result, error, prev_hash, hash"
+)
+_SANDBOX_UPDATABLE: Final = frozenset(
+    {"state", "image", "spec", "labels", "container_id", "error", "updated_at"}
+)
+
+
+class Store:
+    """The daemon's state in one SQLite file (or ``":memory:"`` for tests)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = path
+        if str(path) != ":memory:":
+            _create_private(Path(path))
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(
+            str(path), timeout=_BUSY_TIMEOUT_S, check_same_thread=False, autocommit=True
+        )
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA foreign_keys = ON")
+        self._db.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    # -- tenants ---------------------------------------------------------------
+
+    def insert_tenant(self, tenant: Tenant) -> None:
+        try:
+            with self._tx() as db:
+                db.execute(
+                    f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES (?, ?, ?)",
+                    (tenant.id, tenant.name, tenant.created_at),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise AlreadyExists(f"a tenant named {tenant.name!r} already exists") from exc
+
+    def get_tenant(self, tenant_id: str) -> Tenant | None:
+        row = self._one(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE id = ?", (tenant_id,))
+        return Tenant(*row) if row else None
+
+    def get_tenant_by_name(self, name: str) -> Tenant | None:
+        row = self._one(f"SELECT {_TENANT_COLUMNS} FROM tenants WHERE name = ?", (name,))
+        return Tenant(*row) if row else None
+
+    def list_tenants(self) -> list[Tenant]:
+        rows = self._all(f"SELECT {_TENANT_COLUMNS} FROM tenants ORDER BY created_at, id", ())
+        return [Tenant(*row) for row in rows]
+
+    # -- API keys --------------------------------------------------------------
+
+    def insert_key(self, key: ApiKey) -> None:
+        try:
+            with self._tx() as db:
+                db.execute(
+                    f"INSERT INTO api_keys ({_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        key.id,
+                        key.tenant_id,
+                        key.name,
+                        key.secret_hash,
+                        int(key.admin),
+                        key.created_at,
+                        key.revoked_at,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise _integrity_error(exc, f"API key {key.id}", key.tenant_id) from exc
+
+    def get_key(self, key_id: str) -> ApiKey | None:
+        row = self._one(f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,))
+        return _key(row) if row else None
+
+    def list_keys(self, tenant_id: str | None = None) -> list[ApiKey]:
+        if tenant_id is None:
+            rows = self._all(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY created_at, id", ())
+        else:
+            rows = self._all(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id",
+                (tenant_id,),
+            )
+        return [_key(row) for row in rows]
+
+    def revoke_key(self, key_id: str, at: float) -> bool:
+        """Mark a key revoked; False if it does not exist or was revoked already."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (at, key_id),
+            )
+            return cursor.rowcount == 1
+
+    # -- sandboxes -------------------------------------------------------------
+
+    def insert_sandbox(self, sandbox: SandboxRecord) -> None:
+        _check_state(sandbox.state)
+        try:
+            with self._tx() as db:
+                db.execute(
+                    f"INSERT INTO sandboxes ({_SANDBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        sandbox.id,
+                        sandbox.tenant_id,
+                        str(sandbox.state),
+                        sandbox.image,
+                        _to_json(sandbox.spec),
+                        _to_json(sandbox.labels),
+                        sandbox.container_id,
+                        sandbox.created_at,
+                        sandbox.updated_at,
+                        sandbox.error,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise _integrity_error(exc, f"sandbox {sandbox.id}", sandbox.tenant_id) from exc
+
+    def get_sandbox(self, sandbox_id: str) -> SandboxRecord | None:
+        row = self._one(f"SELECT {_SANDBOX_COLUMNS} FROM sandboxes WHERE id = ?", (sandbox_id,))
+        return _sandbox(row) if row else None
+
+    def list_sandboxes(
+        self,
+        tenant_id: str | None = None,
+        state: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[SandboxRecord]:
+        """Sandboxes matching every given filter; ``labels`` matches when all its pairs do."""
+        where: list[str] = []
+        params: list[Any] = []
+        if tenant_id is not None:
+            where.append("tenant_id = ?")
+            params.append(tenant_id)
+        if state is not None:
+            where.append("state = ?")
+            params.append(str(state))
+        for name, value in (labels or {}).items():
+            # json_each compares the key as data, so any label name is safe here
+            # (a json_extract path would need quoting rules of its own).
+            where.append(
+                "EXISTS (SELECT 1 FROM json_each(sandboxes.labels) AS l"
+                " WHERE l.key = ? AND l.value = ? AND l.type = 'text')"
+            )
+            params.extend((name, value))
+        sql = f"SELECT {_SANDBOX_COLUMNS} FROM sandboxes"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, id"
+        return [_sandbox(row) for row in self._all(sql, params)]
+
+    def update_sandbox(self, sandbox_id: str, **fields: Any) -> SandboxRecord:
+        """Change the given columns (and ``updated_at``); returns the record as now stored.
+
+        Raises:
+            NotFound: no sandbox has this id.
+        """
+        unknown = fields.keys() - _SANDBOX_UPDATABLE
+        if unknown:
+            raise TypeError(f"update_sandbox() cannot set {', '.join(sorted(unknown))}")
+        if "state" in fields:
+            _check_state(fields["state"])
+            fields["state"] = str(fields["state"])
+        for name in ("spec", "labels"):
+            if name in fields:
+                fields[name] = _to_json(fields[name])
+        fields.setdefault("updated_at", time.time())
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._tx() as db:
+            row = db.execute(
+                f"UPDATE sandboxes SET {assignments} WHERE id = ? RETURNING {_SANDBOX_COLUMNS}",
+                (*fields.values(), sandbox_id),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"sandbox {sandbox_id} does not exist")
+        return _sandbox(row)
+
+    def delete_sandbox(self, sandbox_id: str) -> bool:
+        """Remove a sandbox's row; False if there was none."""
+        with self._tx() as db:
+            return db.execute("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,)).rowcount == 1
+
+    # -- audit -----------------------------------------------------------------
+
+    def append_audit(self, row: AuditRecord) -> None:
+        """Append the next record of the chain and move the head anchor to it.
+
+        The record must follow the stored head (seq one more, prev_hash equal to
+        its hash). Anything else means another writer appended first; that raises
+        Conflict and the caller reloads the head and tries again, so two writers
+        never fork the chain.
+        """
+        with self._tx() as db:
+            # An empty log takes any first link; the audit module starts it from its genesis hash.
+            expected = _audit_tip(db) or (0, row.prev_hash)
+            if (row.seq - 1, row.prev_hash) != expected:
+                raise Conflict(
+                    f"audit record {row.seq} does not follow the stored head {expected[0]}"
+                )
+            db.execute(
+                f"INSERT INTO audit ({_AUDIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.seq,
+                    row.ts,
+                    row.tenant_id,
+                    row.key_id,
+                    row.sandbox_id,
+                    row.action,
+                    _to_json(row.args),
+                    row.result,
+                    row.error,
+                    row.prev_hash,
+                    row.hash,
+                ),
+            )
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (_AUDIT_HEAD_KEY, f"{row.seq}:{row.hash}"),
+            )
+
+    def last_audit(self) -> AuditRecord | None:
+        row = self._one(f"SELECT {_AUDIT_COLUMNS} FROM audit ORDER BY seq DESC LIMIT 1", ())
+        return _audit(row) if row else None
+
+    def audit_head(self) -> tuple[int, str] | None:
+        """The anchor: (seq, hash) of the newest record ever appended, kept apart from the rows."""
+        return _parse_head(self._one("SELECT value FROM meta WHERE key = ?", (_AUDIT_HEAD_KEY,)))
+
+    def audit_tip(self) -> tuple[int, str] | None:
+        """The (seq, hash) the next appended record must follow; None for an empty log."""
+        with self._lock:
+            return _audit_tip(self._db)
+
+    def query_audit(
+        self,
+        tenant_id: str | None = None,
+        sandbox_id: str | None = None,
+        action: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        after_seq: int | None = None,
+    ) -> list[AuditRecord]:
+        """Records matching every given filter, oldest first; ``after_seq`` pages on."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("tenant_id = ?", tenant_id),
+            ("sandbox_id = ?", sandbox_id),
+            ("action = ?", action),
+            ("ts >= ?", since),
+            ("ts < ?", until),
+            ("seq > ?", after_seq),
+        ):
+            if value is not None:
+                where.append(column)
+                params.append(value)
+        sql = f"SELECT {_AUDIT_COLUMNS} FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY seq LIMIT ?"
+        params.append(limit)
+        return [_audit(row) for row in self._all(sql, params)]
+
+    def iter_audit(self) -> Iterator[AuditRecord]:
+        """Every record in seq order, read in batches so writers are not held up."""
+        after = -1
+        while True:
+            rows = self._all(
+                f"SELECT {_AUDIT_COLUMNS} FROM audit WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after, _AUDIT_BATCH),
+            )
+            for row in rows:
+                yield _audit(row)
+            if len(rows) < _AUDIT_BATCH:
+                return
+            after = rows[-1][0]
+
+    # -- meta ------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- plumbing --------------------------------------------------------------
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _one(self, sql: str, params: Any) -> tuple[Any, ...] | None:
+        with self._lock:
+            return self._db.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Any) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def _migrate(self) -> None:
+        with self._lock:
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(_MIGRATIONS):
+                raise SandboxdError(
+                    f"the database {self.path} has schema version {version}, newer than the "
+                    f"{len(_MIGRATIONS)} this sandboxd knows: run a newer sandboxd"
+                )
+            for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    self._db.executescript(script)
+                    # PRAGMA takes no parameters; number is our own int.
+                    self._db.execute(f"PRAGMA user_version = {number}")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+                self._db.execute("COMMIT")
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file readable by its owner only: it holds key hashes and the audit log.
+
+    SQLite gives its -wal and -shm files the mode of the database file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass
+
+
+def _check_state(state: str) -> None:
+    if state not in SANDBOX_STATES:
+        raise ValueError(f"unknown sandbox state {state!r}; known: {', '.join(sorted(SANDBOX_STATES))}")
+
+
+def _integrity_error(exc: sqlite3.IntegrityError, what: str, tenant_id: str) -> SandboxdError:
+    if "FOREIGN KEY" in str(exc):
+        return NotFound(f"tenant {tenant_id} does not exist")
+    return AlreadyExists(f"{what} already exists")
+
+
+def _to_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _audit_tip(db: sqlite3.Connection) -> tuple[int, str] | None:
+    """The anchor, unless rows go past it (an anchor lost or never written).
+
+    When rows were cut off after the anchor, the tip stays at the anchor: new
+    records then follow the vanished ones, and the gap stays visible to verify.
+    """
+    anchor = _parse_head(db.execute("SELECT value FROM meta WHERE key = ?", (_AUDIT_HEAD_KEY,)).fetchone())
+    last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+    if anchor is not None and (last is None or anchor[0] >= last[0]):
+        return anchor
+    return (last[0], last[1]) if last is not None else None
+
+
+def _parse_head(row: tuple[Any, ...] | None) -> tuple[int, str] | None:
+    if row is None:
+        return None
+    seq, _, digest = row[0].partition(":")
+    return int(seq), digest
+
+
+def _key(row: tuple[Any, ...]) -> ApiKey:
+    key_id, tenant_id, name, secret_hash, admin, created_at, revoked_at = row
+    return ApiKey(key_id, tenant_id, name, secret_hash, bool(admin), created_at, revoked_at)
+
+
+def _sandbox(row: tuple[Any, ...]) -> SandboxRecord:
+    sid, tenant_id, state, image, spec, labels, container_id, created_at, updated_at, error = row
+    return SandboxRecord(
+        sid,
+        tenant_id,
+        state,
+        image,
+        json.loads(spec),
+        json.loads(labels),
+        container_id,
+        created_at,
+        updated_at,
+        error,
+    )
+
+
+def _audit(row: tuple[Any, ...]) -> AuditRecord:
+    seq, ts, tenant_id, key_id, sandbox_id, action, args, result, error, prev_hash, digest = row
+    return AuditRecord(
+        seq, ts, tenant_id, key_id, sandbox_id, action, json.loads(args), result, error, prev_hash, digest
+    )
