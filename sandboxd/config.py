@@ -1,0 +1,91 @@
+"""The one settings object of sandboxd.
+
+Built once at start-up (from ``SANDBOXD_*`` environment variables, or arguments in
+tests) and passed down explicitly; nothing reads the environment behind its back.
+Every field is listed, with its meaning, in README.md's configuration reference.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "sandboxd"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SANDBOXD_", extra="forbid", frozen=True)
+
+    # Where the daemon listens. Loopback unless an operator deliberately opens it.
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+    # State: SQLite database, supervisor sockets, CA and keys. Created 0700.
+    data_dir: Path = Field(default_factory=_default_data_dir)
+
+    # The admin key to register on first start; when unset one is generated and printed once.
+    api_key: SecretStr | None = None
+
+    # The image used when a create request names none.
+    default_image: str = "sandboxd/sandbox:latest"
+    # An OCI runtime registered with the Docker engine (e.g. "runsc" for gVisor); None = engine default.
+    container_runtime: str | None = None
+
+    # Limits a sandbox gets when its create request names none ...
+    default_cpus: float = Field(1.0, gt=0)
+    default_memory_mb: int = Field(1024, ge=32)
+    default_pids: int = Field(512, ge=16)
+    default_nofile: int = Field(4096, ge=64)
+    # ... and the most a request may ask for.
+    max_cpus: float = Field(default_factory=lambda: float(os.cpu_count() or 1), gt=0)
+    max_memory_mb: int = Field(16384, ge=32)
+    max_pids: int = Field(8192, ge=16)
+    max_nofile: int = Field(1 << 20, ge=64)
+    max_disk_gb: int = Field(256, ge=1)
+
+    # Exec: the default and the longest allowed timeout, and the output kept per stream.
+    exec_default_timeout_s: float = Field(300.0, gt=0)
+    exec_max_timeout_s: float = Field(86400.0, gt=0)
+    exec_max_output_bytes: int = Field(1 * MiB, ge=1024)
+    exec_output_cap_bytes: int = Field(16 * MiB, ge=1024)
+
+    # The largest JSON body accepted; file and archive uploads are streamed and have their own cap.
+    max_request_bytes: int = Field(1 * MiB, ge=1024)
+    max_upload_bytes: int = Field(10 * 1024 * MiB, ge=1024)
+
+    # How long a new or restarted sandbox may take before its supervisor answers.
+    supervisor_start_timeout_s: float = Field(20.0, gt=0)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _defaults_within_maxima(self) -> Settings:
+        if self.default_cpus > self.max_cpus:
+            raise ValueError("default_cpus must not exceed max_cpus")
+        if self.default_memory_mb > self.max_memory_mb:
+            raise ValueError("default_memory_mb must not exceed max_memory_mb")
+        if self.default_pids > self.max_pids:
+            raise ValueError("default_pids must not exceed max_pids")
+        if self.api_key is not None and len(self.api_key.get_secret_value()) < 32:
+            raise ValueError("SANDBOXD_API_KEY must be at least 32 characters; leave it unset to get a generated key")
+        return self
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "sandboxd.db"
+
+    @property
+    def socket_root(self) -> Path:
+        """Per-sandbox socket directories live here; kept short because unix socket paths are capped at 108 bytes."""
+        return self.data_dir / "run"
