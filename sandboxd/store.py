@@ -177,11 +177,15 @@ class Store:
         self._db = sqlite3.connect(
             str(path), timeout=_BUSY_TIMEOUT_S, check_same_thread=False, autocommit=True
         )
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
-        self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-        self._migrate()
+        try:
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._db.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+            self._migrate()
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         with self._lock:
@@ -272,7 +276,8 @@ class Store:
         try:
             with self._tx() as db:
                 db.execute(
-                    f"INSERT INTO sandboxes ({_SANDBOX_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO sandboxes ({_SANDBOX_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         sandbox.id,
                         sandbox.tenant_id,
@@ -519,7 +524,8 @@ def _create_private(path: Path) -> None:
 
 def _check_state(state: str) -> None:
     if state not in SANDBOX_STATES:
-        raise ValueError(f"unknown sandbox state {state!r}; known: {', '.join(sorted(SANDBOX_STATES))}")
+        known = ", ".join(sorted(SANDBOX_STATES))
+        raise ValueError(f"unknown sandbox state {state!r}; known: {known}")
 
 
 def _integrity_error(exc: sqlite3.IntegrityError, what: str, tenant_id: str) -> SandboxdError:
@@ -538,7 +544,9 @@ def _audit_tip(db: sqlite3.Connection) -> tuple[int, str] | None:
     When rows were cut off after the anchor, the tip stays at the anchor: new
     records then follow the vanished ones, and the gap stays visible to verify.
     """
-    anchor = _parse_head(db.execute("SELECT value FROM meta WHERE key = ?", (_AUDIT_HEAD_KEY,)).fetchone())
+    anchor = _parse_head(
+        db.execute("SELECT value FROM meta WHERE key = ?", (_AUDIT_HEAD_KEY,)).fetchone()
+    )
     last = db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
     if anchor is not None and (last is None or anchor[0] >= last[0]):
         return anchor
@@ -575,6 +583,7 @@ def _sandbox(row: tuple[Any, ...]) -> SandboxRecord:
 
 def _audit(row: tuple[Any, ...]) -> AuditRecord:
     seq, ts, tenant_id, key_id, sandbox_id, action, args, result, error, prev_hash, digest = row
+    args = json.loads(args)
     return AuditRecord(
-        seq, ts, tenant_id, key_id, sandbox_id, action, json.loads(args), result, error, prev_hash, digest
+        seq, ts, tenant_id, key_id, sandbox_id, action, args, result, error, prev_hash, digest
     )

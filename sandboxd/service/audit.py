@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 import logging
@@ -218,7 +219,9 @@ class AuditLog:
             self._record_pending(principal, action, pending, "error", "cancelled")
             raise
         except BaseException:
-            self._record_pending(principal, action, pending, "error", "internal: unexpected failure")
+            self._record_pending(
+                principal, action, pending, "error", "internal: unexpected failure"
+            )
             raise
         self._record_pending(principal, action, pending, "ok", None)
 
@@ -277,8 +280,8 @@ class AuditLog:
         if anchor is not None and anchor[0] > last_seq:
             return VerifyReport(
                 False, checked, last_seq + 1,
-                f"records {last_seq + 1} to {anchor[0]} are missing: the log ends at seq {last_seq} "
-                f"but records up to seq {anchor[0]} were written (tail removed)",
+                f"records {last_seq + 1} to {anchor[0]} are missing: the log ends at seq "
+                f"{last_seq} but records up to seq {anchor[0]} were written (tail removed)",
             )
         if anchor is None and prev is not None:
             return VerifyReport(
@@ -323,7 +326,10 @@ def _check_link(prev: AuditRecord | None, rec: AuditRecord) -> tuple[int, str] |
         error=rec.error, prev_hash=rec.prev_hash,
     )
     if recomputed != rec.hash:
-        return rec.seq, f"record {rec.seq} was changed after it was written: its hash does not match its content"
+        return rec.seq, (
+            f"record {rec.seq} was changed after it was written: "
+            "its hash does not match its content"
+        )
     if prev is None:
         if rec.seq != 1:
             return 1, f"records 1 to {rec.seq - 1} are missing: the log starts at seq {rec.seq}"
@@ -395,6 +401,7 @@ def _summarize_value(value: Any, depth: int) -> Any:
     return f"<{type(value).__name__}>"
 
 
+@functools.lru_cache(maxsize=1024)
 def _is_sensitive(name: str) -> bool:
     words = [word.lower() for word in _WORD_SPLIT.split(name) if word]
     if not words:

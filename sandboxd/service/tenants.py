@@ -50,7 +50,9 @@ DEFAULT_TENANT: Final = "default"
 KEY_PREFIX: Final = "sbd_"
 SECRET_CHARS: Final = 43  # secrets.token_urlsafe(32)
 
-_OUR_KEY: Final = re.compile(rf"sbd_([a-z2-7]{{{ids.RANDOM_CHARS}}})_([A-Za-z0-9_-]{{{SECRET_CHARS}}})")
+_OUR_KEY: Final = re.compile(
+    rf"sbd_([a-z2-7]{{{ids.RANDOM_CHARS}}})_([A-Za-z0-9_-]{{{SECRET_CHARS}}})"
+)
 _CHOSEN_KEY: Final = re.compile(r"[!-~]{32,256}")  # printable ASCII, no spaces
 _TENANT_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _KEY_NAME: Final = re.compile(r"[^\x00-\x1f\x7f]{1,64}")
@@ -237,7 +239,9 @@ class TenantService:
 
     # -- internals ---------------------------------------------------------------
 
-    def _insert_tenant(self, principal: Principal | None, name: str, *, audit: bool = True) -> Tenant:
+    def _insert_tenant(
+        self, principal: Principal | None, name: str, *, audit: bool = True
+    ) -> Tenant:
         if not isinstance(name, str) or not _TENANT_NAME.fullmatch(name):
             raise InvalidRequest(
                 f"tenant name {name!r} is not allowed: use 1 to 64 characters, lowercase "
@@ -285,7 +289,9 @@ class TenantService:
             tenant = self._store.get_tenant_by_name(DEFAULT_TENANT) or self._insert_tenant(
                 None, DEFAULT_TENANT
             )
-            self._insert_key(None, tenant.id, "SANDBOXD_API_KEY", admin=True, given=(key_id, secret))
+            self._insert_key(
+                None, tenant.id, "SANDBOXD_API_KEY", admin=True, given=(key_id, secret)
+            )
             log.info("registered SANDBOXD_API_KEY as admin key %s", key_id)
         elif not hmac.compare_digest(existing.secret_hash, _secret_hash(secret)):
             raise InvalidRequest(
@@ -293,7 +299,9 @@ class TenantService:
                 "use that key's full value, or another key"
             )
         elif existing.revoked:
-            log.warning("SANDBOXD_API_KEY is key %s, which has been revoked: it will not work", key_id)
+            log.warning(
+                "SANDBOXD_API_KEY is key %s, which has been revoked: it will not work", key_id
+            )
 
 
 def _require_admin(principal: Principal, to_do: str) -> None:
