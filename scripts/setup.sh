@@ -9,7 +9,6 @@
 #
 # Environment:
 #   SANDBOXD_PYTHON        a Python >= 3.12 to build .venv with (skips the search)
-#   SANDBOXD_BASE_IMAGE    the base image the Dockerfiles start FROM (debian:trixie-slim)
 #   SANDBOXD_DEBIAN_MIRROR, SANDBOXD_DEBIAN_SECURITY_MIRROR
 #                          where a base image that has to be bootstrapped gets its packages
 
@@ -17,12 +16,12 @@ SANDBOXD_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SANDBOXD_STATE_DIR="$SANDBOXD_ROOT/.sandboxd"
 SANDBOXD_LOG_DIR="$SANDBOXD_STATE_DIR/logs"
 SANDBOXD_VENV="$SANDBOXD_ROOT/.venv"
-SANDBOXD_BASE_IMAGE="${SANDBOXD_BASE_IMAGE:-debian:trixie-slim}"
 SANDBOXD_DEBIAN_MIRROR="${SANDBOXD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SANDBOXD_DEBIAN_SECURITY_MIRROR="${SANDBOXD_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 SANDBOXD_MIN_PYTHON="3.12"
 
-# The images every run needs, as "tag context-dir [dockerfile]"; add one line per image.
+# The images every run needs: one `build_image TAG CONTEXT [DOCKERFILE]` line each.
+# Their base images are pulled, or bootstrapped where that fails, before the build.
 sandboxd_build_images() {
     build_image sandboxd/sandbox:latest "$SANDBOXD_ROOT/images/sandbox"
 }
@@ -288,6 +287,12 @@ path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 path-exclude /usr/share/lintian/*
 EOF
+    cat >"$rootfs/etc/apt/apt.conf.d/sandboxd-slim" <<'EOF'
+// Keep images small: a layer that runs apt must not keep its package caches.
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb || true"; };
+EOF
     # What the excludes above would have kept out had they been there from the start.
     find "$rootfs/usr/share/doc" -mindepth 1 -not -type d -not -name copyright -delete
     find "$rootfs/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
@@ -296,8 +301,9 @@ EOF
         "$rootfs"/var/log/*.log
 }
 
+# Usage: ensure_base_image TAG
 ensure_base_image() {
-    local tag="$SANDBOXD_BASE_IMAGE"
+    local tag="$1" suite
     if docker image inspect "$tag" >/dev/null 2>&1; then
         return 0
     fi
@@ -305,14 +311,23 @@ ensure_base_image() {
     if with_timeout 60 docker pull "$tag" >/dev/null 2>&1; then
         return 0
     fi
+    suite="$(debian_suite_of "$tag")" || die "$tag is not here and cannot be pulled (no registry reachable?)." \
+        "Only debian:<release>[-slim] images can be built locally; load $tag with docker load, or base the Dockerfile on one."
     note "docker pull $tag failed (no registry reachable?): building it locally instead"
-    bootstrap_base_image "$tag" "$(base_image_suite "$tag")"
+    bootstrap_base_image "$tag" "$suite"
 }
 
-# debian:trixie-slim -> trixie
-base_image_suite() {
-    local release="${1#*:}"
-    printf '%s\n' "${release%%-*}"
+# Prints the Debian release a debian:<release>[-slim] tag names (debian:trixie-slim -> trixie).
+debian_suite_of() {
+    local tag="${1#docker.io/}"
+    tag="${tag#library/}"
+    case "$tag" in
+        debian:*[!a-z-]* | debian:-* | debian:) return 1 ;;
+        debian:*) ;;
+        *) return 1 ;;
+    esac
+    tag="${tag#debian:}"
+    printf '%s\n' "${tag%-slim}"
 }
 
 # --- image builds ----------------------------------------------------------------
@@ -329,9 +344,16 @@ context_files() {
     fi | LC_ALL=C sort -u
 }
 
-# The images a Dockerfile builds FROM (stage names included; they simply match no image).
+# The images a Dockerfile builds FROM, leaving out its own stages and `scratch`.
 dockerfile_bases() {
-    awk 'toupper($1) == "FROM" { for (i = 2; i <= NF; i++) if ($i !~ /^--/) { print $i; break } }' "$1"
+    awk 'toupper($1) == "FROM" {
+             image = ""
+             for (i = 2; i <= NF; i++) {
+                 if (image == "" && $i !~ /^--/) image = $i
+                 else if (toupper($i) == "AS" && i < NF) stage[tolower($(i + 1))] = 1
+             }
+             if (image != "" && image != "scratch" && !(tolower(image) in stage)) print image
+         }' "$1" | sort -u
 }
 
 # The hash a built image carries as a label: every context file's path, mode bit and
@@ -353,8 +375,11 @@ context_hash() {
 # built from exactly these files is already there.
 # Usage: build_image TAG CONTEXT [DOCKERFILE]
 build_image() {
-    local tag="$1" context="$2" dockerfile="${3:-$2/Dockerfile}" want have log started
+    local tag="$1" context="$2" dockerfile="${3:-$2/Dockerfile}" base want have log started
     [ -f "$dockerfile" ] || die "cannot build $tag: $dockerfile does not exist"
+    while IFS= read -r base; do
+        ensure_base_image "$base"
+    done < <(dockerfile_bases "$dockerfile")
     want="$(context_hash "$context" "$dockerfile")"
     have="$(docker image inspect -f '{{ index .Config.Labels "org.sandboxd.build-hash" }}' "$tag" 2>/dev/null || true)"
     if [ "$have" = "$want" ]; then
@@ -394,7 +419,6 @@ sandboxd_setup() {
     fi
     ensure_venv
     ensure_docker
-    ensure_base_image
     sandboxd_build_images
     exec 9>&-
 }
