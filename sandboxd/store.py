@@ -535,7 +535,8 @@ def _integrity_error(exc: sqlite3.IntegrityError, what: str, tenant_id: str) -> 
 
 
 def _to_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # ASCII escapes keep any str storable, lone surrogates from JSON input included.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _audit_tip(db: sqlite3.Connection) -> tuple[int, str] | None:

@@ -173,6 +173,10 @@ class AuditLog:
         else:
             key_id = None
         summary = summarize_args(args)
+        if error is not None:
+            error = _clean(error)
+        if sandbox_id is not None:
+            sandbox_id = _clean(sandbox_id)
         with self._lock:
             for _ in range(_CONFLICT_RETRIES):
                 seq, prev_hash, ts = self._seq + 1, self._hash, time.time()
@@ -353,7 +357,7 @@ def _check_link(prev: AuditRecord | None, rec: AuditRecord) -> tuple[int, str] |
 def _summarize_mapping(args: Mapping[Any, Any], depth: int) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for raw_name, value in args.items():
-        name = str(raw_name)
+        name = _clean(str(raw_name))
         if _is_sensitive(name):
             continue
         if name.lower() in _ENV_NAMES and isinstance(value, Mapping):
@@ -371,6 +375,7 @@ def _summarize_value(value: Any, depth: int) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, str):
+        value = _clean(value)
         if len(value) <= MAX_STRING_CHARS:
             return value
         return f"{value[:MAX_STRING_CHARS]}... ({len(value) - MAX_STRING_CHARS} more chars)"
@@ -399,6 +404,13 @@ def _summarize_value(value: Any, depth: int) -> Any:
         return kept
     # Never str() an unknown object: its repr may carry anything, secrets included.
     return f"<{type(value).__name__}>"
+
+
+def _clean(text: str) -> str:
+    """Replace lone surrogates (JSON lets "\\ud800" through), which UTF-8 cannot encode."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 @functools.lru_cache(maxsize=1024)

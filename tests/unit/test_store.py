@@ -1,3 +1,4 @@
+import dataclasses
 import sqlite3
 import threading
 import time
@@ -281,3 +282,12 @@ def test_concurrent_writers_from_threads(store: Store, tenant: Tenant) -> None:
         thread.join()
     assert errors == []
     assert len(store.list_sandboxes(state="stopped")) == 400
+
+
+def test_any_text_in_spec_and_labels_round_trips(store: Store, tenant: Tenant) -> None:
+    lone = "a\ud800b"
+    record = _sandbox(tenant, labels={"name": "café", "odd": lone})
+    record = dataclasses.replace(record, spec={"cmd": lone})
+    store.insert_sandbox(record)
+    assert store.get_sandbox(record.id) == record
+    assert [s.id for s in store.list_sandboxes(labels={"name": "café"})] == [record.id]

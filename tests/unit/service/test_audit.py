@@ -314,3 +314,13 @@ def test_record_speed(audit: AuditLog, capsys: pytest.CaptureFixture[str]) -> No
             f"\n[audit] record: {per_call * 1e6:.0f} us/call; "
             f"verify: {verify_per_record * 1e6:.1f} us/record ({rounds} records)"
         )
+
+
+def test_text_utf8_cannot_carry_is_recorded_anyway(audit: AuditLog, store: Store) -> None:
+    # json.loads('"\\ud800"') yields a lone surrogate; SQLite and the hash need valid UTF-8.
+    lone = json.loads('"a\\ud800b"')
+    audit.record(ACME, "file.write", sandbox_id=lone, args={"path": lone, lone: 1}, error=lone)
+    record = store.last_audit()
+    assert record.args == {"path": "a?b", "a?b": 1}
+    assert (record.sandbox_id, record.error) == ("a?b", "a?b")
+    assert audit.verify().ok
