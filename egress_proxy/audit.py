@@ -1,0 +1,147 @@
+"""EgressAudit: one JSON line per request, allowed or refused, appended to the file sandboxd ingests.
+
+Line format (option ``egress_audit`` names the file)::
+
+    {"ts": "2025-01-01T12:00:00.000Z",     request start, UTC
+     "sandbox_id": "sbx_..." | null, "tenant_id": "tnt_..." | null, "client_ip": "10.0.0.2",
+     "method": "GET", "scheme": "https" | "http" | null (CONNECT),
+     "host": "api.example.com", "port": 443,
+     "path": "/v1/x?key=REDACTED" | null (CONNECT),
+     "status": 200 | null, "bytes_out": 0, "bytes_in": 1234, "duration_ms": 12.3,
+     "secrets": ["GITHUB_TOKEN"], "blocked": false, "reason": null | "why"}
+
+``host`` is the name the sandbox asked for, not the address connected to.
+``bytes_out`` counts request body bytes sent upstream, ``bytes_in`` response
+body bytes delivered to the sandbox. Allowed CONNECTs are not recorded (each
+request inside the tunnel is); refused and failed ones are. No line holds a
+secret value or a placeholder: query values are redacted, placeholders in the
+path become ``{NAME}``, reasons name secrets only.
+
+Each line is flushed as written. If sandboxd rotates the file (rename), the
+proxy reopens the path within a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from datetime import UTC, datetime
+from typing import IO
+
+from mitmproxy import ctx, http
+from mitmproxy.addonmanager import Loader
+
+from egress_proxy.record import record_of
+from egress_proxy.redaction import redact_query
+from egress_proxy.rules import normalize_host
+
+logger = logging.getLogger(__name__)
+
+_REOPEN_CHECK_SECONDS = 1.0
+
+
+class EgressAudit:
+    def __init__(self) -> None:
+        self._path = ""
+        self._file: IO[str] | None = None
+        self._checked_at = 0.0
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option("egress_audit", str, "", "File to append egress audit records to, one JSON line each.")
+
+    def configure(self, updated: set[str]) -> None:
+        if "egress_audit" in updated:
+            self._close()
+            self._path = ctx.options.egress_audit
+            if self._path:
+                self._open()
+
+    def done(self) -> None:
+        self._close()
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def http_connect_error(self, flow: http.HTTPFlow) -> None:
+        self._record(flow)
+
+    def _record(self, flow: http.HTTPFlow) -> None:
+        record = record_of(flow)
+        if record is None or record.audited:
+            return
+        record.audited = True
+        if self._file is None:
+            return
+        line = audit_line(flow)
+        self._reopen_if_rotated()
+        try:
+            self._file.write(json.dumps(line, separators=(",", ":")) + "\n")
+            self._file.flush()
+        except OSError as exc:
+            logger.error("cannot write the egress audit to %s: %s", self._path, exc)
+
+    def _open(self) -> None:
+        self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the option
+        self._checked_at = time.monotonic()
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def _reopen_if_rotated(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < _REOPEN_CHECK_SECONDS or self._file is None:
+            return
+        self._checked_at = now
+        try:
+            current = os.stat(self._path)
+        except FileNotFoundError:
+            current = None
+        if current is None or current.st_ino != os.fstat(self._file.fileno()).st_ino:
+            self._close()
+            self._open()
+
+
+def audit_line(flow: http.HTTPFlow) -> dict[str, object]:
+    """The audit record of a finished (or refused, or failed) flow."""
+    record = record_of(flow)
+    assert record is not None
+    request, response = flow.request, flow.response
+    is_connect = request.method == "CONNECT"
+    sandbox = record.sandbox
+    if is_connect:
+        path = None
+    else:
+        path = redact_query(request.path)
+        if sandbox is not None:
+            path = sandbox.secrets.name_placeholders(path)
+    refused = record.blocked is not None
+    if record.response_stream is not None:
+        bytes_in = record.response_stream.bytes_out
+    else:
+        bytes_in = len(response.raw_content or b"") if response is not None else 0
+    reason = record.blocked or record.failure or (flow.error.msg if flow.error else None)
+    return {
+        "ts": datetime.fromtimestamp(record.started, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "sandbox_id": sandbox.sandbox_id if sandbox else None,
+        "tenant_id": sandbox.tenant_id if sandbox else None,
+        "client_ip": record.client_ip,
+        "method": request.method,
+        "scheme": None if is_connect else (record.scheme or request.scheme),
+        "host": record.host or normalize_host(request.host),
+        "port": record.port or request.port,
+        "path": path,
+        "status": response.status_code if response is not None else None,
+        "bytes_out": 0 if refused or is_connect else len(request.raw_content or b""),
+        "bytes_in": bytes_in,
+        "duration_ms": round((time.time() - record.started) * 1000, 1),
+        "secrets": list(record.injected),
+        "blocked": refused,
+        "reason": reason,
+    }
