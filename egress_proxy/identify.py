@@ -33,6 +33,15 @@ class Identify:
             return
         invalid = state.invalid.get(client_ip)
         if invalid is not None:
-            refuse(flow, f"the egress configuration of this sandbox is invalid: {invalid}")
+            refuse(
+                flow,
+                f"the egress configuration of this sandbox is invalid: {invalid}",
+                advice="Ask the sandbox owner to fix its policy or secrets.",
+            )
         else:
-            refuse(flow, "unknown client", detail=f" (no sandbox has the source address {client_ip})")
+            refuse(
+                flow,
+                "unknown client",
+                detail=f" (no sandbox has the source address {client_ip})",
+                advice="Only sandboxes managed by sandboxd may use this proxy.",
+            )

@@ -22,6 +22,9 @@ from egress_proxy.credentials import Secret
 from egress_proxy.record import EgressRecord, record_of, refuse
 
 
+_ADVICE = "Secrets are only sent where the sandbox owner configured them to go."
+
+
 class Secrets:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         record = _record_with_secrets(flow)
@@ -41,7 +44,7 @@ class Secrets:
             or _not_allowed([s for s in in_query if not s.allow_in_query], "the query string, which this secret does not allow")
         )
         if problem:
-            refuse(flow, problem)
+            refuse(flow, problem, advice=_ADVICE)
             return
 
         if in_headers:
@@ -72,7 +75,7 @@ class Secrets:
             [s for s in found if not s.allow_in_body], "the request body, which this secret does not allow"
         )
         if problem:
-            refuse(flow, problem)
+            refuse(flow, problem, advice=_ADVICE)
             return
         flow.request.content = _substitute(body, found, encode=False)
         for secret in found:

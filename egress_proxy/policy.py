@@ -17,6 +17,7 @@ request hooks.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from mitmproxy import connection, http, tcp
@@ -38,8 +39,12 @@ class Tunnel:
     address: str
 
 
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
 class Policy:
-    def __init__(self) -> None:
+    def __init__(self, resolver: Resolver = resolve) -> None:
+        self._resolve = resolver
         self._tunnels: dict[str, Tunnel] = {}
         self._checked: dict[str, set[str]] = {}
 
@@ -79,7 +84,7 @@ class Policy:
         record.host, record.port, record.scheme = host, port, request.scheme
         fronting = _fronting(request.host_header, flow.client_conn.sni, host, port, tunnel is not None)
         if fronting:
-            refuse(flow, fronting)
+            refuse(flow, fronting, advice="Send each request to the host its connection was opened for.")
             return
         policy = record.sandbox.policy
         decision = policy.decide_request(host, port, request.method, request.path.split("?", 1)[0])
@@ -121,10 +126,9 @@ class Policy:
     def _remember(self, client: connection.Client, address: str) -> None:
         self._checked.setdefault(client.id, set()).add(address)
 
-    @staticmethod
-    async def _destination(policy: RulePolicy, host: str, port: int) -> Destination:
+    async def _destination(self, policy: RulePolicy, host: str, port: int) -> Destination:
         try:
-            addresses = await resolve(host, port)
+            addresses = await self._resolve(host, port)
         except OSError as exc:
             return Destination(None, f"cannot resolve {host}: {exc.strerror or exc}", status=502)
         return choose_destination(host, addresses, policy.names_explicitly(host))

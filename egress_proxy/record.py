@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from egress_proxy.state import SandboxEntry
 
 METADATA_KEY = "sandboxd.egress"
+ASK_OWNER = "Ask the sandbox owner to allow it."
 
 
 @dataclass(slots=True, repr=False)
@@ -47,12 +48,15 @@ def record_of(flow: http.HTTPFlow) -> EgressRecord | None:
     return flow.metadata.get(METADATA_KEY)
 
 
-def refuse(flow: http.HTTPFlow, reason: str, *, status: int = 403, detail: str = "") -> None:
+def refuse(
+    flow: http.HTTPFlow, reason: str, *, status: int = 403, detail: str = "", advice: str | None = None
+) -> None:
     """Answer the sandbox ourselves with a short text saying why, and remember the reason.
 
     A 403 is a policy decision (``blocked`` in the audit); any other status is a
     failure the sandbox cannot fix by asking for a rule. ``detail`` goes into the
-    body only, for facts the audit record already holds in other fields.
+    body only, for facts the audit record already holds in other fields;
+    ``advice`` replaces the default next step ("ask the owner to allow it").
     """
     record = record_of(flow)
     if record is not None:
@@ -61,11 +65,12 @@ def refuse(flow: http.HTTPFlow, reason: str, *, status: int = 403, detail: str =
         else:
             record.failure = reason
     verdict = "blocked" if status == 403 else "failed"
-    advice = " Ask the sandbox owner to allow it." if status == 403 else ""
+    if advice is None:
+        advice = ASK_OWNER if status == 403 else ""
     target = describe_target(flow, record)
     flow.response = http.Response.make(
         status,
-        f"sandboxd egress: {verdict} {target}: {reason}{detail}.{advice}\n",
+        f"sandboxd egress: {verdict} {target}: {reason}{detail}.{' ' + advice if advice else ''}\n",
         {"content-type": "text/plain; charset=utf-8", "x-sandboxd-egress": verdict},
     )
 

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from conftest import PH, SANDBOX_IP, VALUE, Chain, github_secret, make_connect_flow, inner_flow, make_request_flow, record, sandbox
+
+RULES = [{"action": "allow", "host": "api.github.com"}, {"action": "allow", "host": "api.example.com"}]
+
+
+def with_secret(chain: Chain, **extra: Any) -> None:
+    chain.set_state(**{SANDBOX_IP: sandbox(RULES, [github_secret(**extra)])})
+
+
+def assert_refused_without_leaking(flow: Any, text: str) -> None:
+    assert flow.response is not None and flow.response.status_code == 403
+    assert text in flow.response.text
+    assert VALUE not in flow.response.text
+    assert record(flow).blocked is not None and PH not in record(flow).blocked
+
+
+async def test_placeholder_in_header_becomes_the_value_for_its_host(chain: Chain) -> None:
+    with_secret(chain)
+    flow = await chain.run(make_request_flow("https://api.github.com/user", headers={"authorization": f"token {PH}"}))
+    assert flow.request.headers["authorization"] == f"token {VALUE}"
+    assert record(flow).injected == ["GITHUB_TOKEN"]
+
+
+async def test_placeholder_to_another_host_is_refused(chain: Chain) -> None:
+    with_secret(chain)
+    flow = await chain.run(make_request_flow("https://api.example.com/", headers={"x-token": PH}))
+    assert_refused_without_leaking(flow, "placeholder of secret GITHUB_TOKEN, which may only be sent to api.github.com, not api.example.com")
+    assert flow.request.headers["x-token"] == PH
+
+
+async def test_placeholder_in_body_to_another_host_is_refused(chain: Chain) -> None:
+    with_secret(chain, allow_in_body=True)
+    flow = await chain.run(make_request_flow("https://api.example.com/", "POST", body=f'{{"t": "{PH}"}}'.encode()))
+    assert_refused_without_leaking(flow, "may only be sent to api.github.com")
+
+
+async def test_query_placeholder_needs_allow_in_query(chain: Chain) -> None:
+    with_secret(chain)
+    refused = await chain.run(make_request_flow(f"https://api.github.com/x?key={PH}"))
+    assert_refused_without_leaking(refused, "is in the query string, which this secret does not allow")
+    with_secret(chain, value="v/al ue+1", allow_in_query=True)
+    allowed = await chain.run(make_request_flow(f"https://api.github.com/x?key={PH}&a=b"))
+    assert allowed.request.path == "/x?key=v%2Fal%20ue%2B1&a=b"
+
+
+async def test_body_placeholder_needs_allow_in_body(chain: Chain) -> None:
+    with_secret(chain)
+    body = f'{{"token": "{PH}"}}'.encode()
+    refused = await chain.run(make_request_flow("https://api.github.com/x", "POST", body=body))
+    assert_refused_without_leaking(refused, "is in the request body, which this secret does not allow")
+    with_secret(chain, allow_in_body=True)
+    allowed = await chain.run(make_request_flow("https://api.github.com/x", "POST", body=body))
+    assert allowed.request.content == f'{{"token": "{VALUE}"}}'.encode()
+    assert allowed.request.headers["content-length"] == str(len(allowed.request.content))
+    assert record(allowed).injected == ["GITHUB_TOKEN"]
+
+
+async def test_placeholder_in_path_is_refused(chain: Chain) -> None:
+    with_secret(chain)
+    flow = await chain.run(make_request_flow(f"https://api.github.com/repos/{PH}/x"))
+    assert_refused_without_leaking(flow, "is in the URL path, where placeholders are never replaced")
+
+
+async def test_injected_header_is_added_and_replaces_the_sandboxes(chain: Chain) -> None:
+    with_secret(chain, inject={"type": "header", "header": "Authorization", "template": "Bearer {value}"})
+    added = await chain.run(make_request_flow("https://api.github.com/user"))
+    assert added.request.headers["authorization"] == f"Bearer {VALUE}"
+    replaced = await chain.run(make_request_flow("https://api.github.com/user", headers={"Authorization": "Bearer mine"}))
+    assert replaced.request.headers.get_all("authorization") == [f"Bearer {VALUE}"]
+    assert record(replaced).injected == ["GITHUB_TOKEN"]
+    elsewhere = await chain.run(make_request_flow("https://api.example.com/"))
+    assert "authorization" not in elsewhere.request.headers
+    assert record(elsewhere).injected == []
+
+
+async def test_basic_and_query_injection(chain: Chain) -> None:
+    with_secret(chain, inject={"type": "basic", "username": "x-access-token"})
+    basic = await chain.run(make_request_flow("https://api.github.com/"))
+    assert basic.request.headers["authorization"] == "Basic " + base64.b64encode(f"x-access-token:{VALUE}".encode()).decode()
+    with_secret(chain, inject={"type": "query", "param": "key"})
+    query = await chain.run(make_request_flow("https://api.github.com/x?a=1"))
+    assert query.request.query["key"] == VALUE and query.request.query["a"] == "1"
+
+
+async def test_injection_works_inside_a_tunnel(chain: Chain) -> None:
+    with_secret(chain, inject={"type": "header", "header": "Authorization", "template": "Bearer {value}"})
+    connect = await chain.connect(make_connect_flow("api.github.com"))
+    flow = await chain.run(inner_flow(connect, "/user"))
+    assert flow.request.headers["authorization"] == f"Bearer {VALUE}"
+
+
+async def test_compressed_responses_are_not_requested(chain: Chain) -> None:
+    with_secret(chain)
+    flow = await chain.run(make_request_flow("https://api.github.com/", headers={"accept-encoding": "gzip, br"}))
+    assert flow.request.headers["accept-encoding"] == "identity"
+
+
+async def test_sandbox_without_secrets_is_untouched(chain: Chain) -> None:
+    flow = await chain.run(make_request_flow("https://api.example.com/", headers={"accept-encoding": "gzip", "x-token": PH}))
+    assert flow.request.headers["accept-encoding"] == "gzip"
+    assert flow.request.headers["x-token"] == PH
