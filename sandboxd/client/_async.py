@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Generator, Mapping
 from pathlib import Path
@@ -213,9 +214,7 @@ class AsyncSandbox:
         max_output_bytes: int | None = None,
     ) -> ExecResult:
         """Run a command to its end; see ``Sandbox.exec``."""
-        body = req.exec_body(
-            cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout, max_output_bytes=max_output_bytes
-        )
+        body = req.exec_body(cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout, max_output_bytes=max_output_bytes)
         response = await self.client._http.send(
             "POST", f"{self._base}/exec", json=body, timeout=req.exec_timeout(timeout)
         )
@@ -260,10 +259,8 @@ class AsyncSandbox:
 
     async def delete(self) -> None:
         """Delete the sandbox and everything in it; one already gone is not an error."""
-        try:
+        with contextlib.suppress(NotFound):
             await self.client._http.send("DELETE", self._base, timeout=req.exec_timeout(60))
-        except NotFound:
-            pass
 
     async def close(self) -> None:
         if self._owns_client:
@@ -380,7 +377,12 @@ class AsyncFiles:
         if (octal := req.mode_param(mode)) is not None:
             params["mode"] = octal
         response = await self._http.send(
-            "PUT", f"{self._base}/files/content", params=params, content=content, replay=replay, timeout=req.TRANSFER_TIMEOUT
+            "PUT",
+            f"{self._base}/files/content",
+            params=params,
+            content=content,
+            replay=replay,
+            timeout=req.TRANSFER_TIMEOUT,
         )
         return FileInfo.from_wire(response.json())
 

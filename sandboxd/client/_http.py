@@ -152,7 +152,12 @@ class SyncHTTP:
         attempt = 0
         while True:
             request = self._client.build_request(
-                method, path, params=params, json=json, content=content, timeout=timeout  # type: ignore[arg-type]
+                method,
+                path,
+                params=params,
+                json=json,
+                content=content,
+                timeout=timeout,  # type: ignore[arg-type]
             )
             try:
                 response = self._client.send(request, stream=True)
@@ -225,7 +230,12 @@ class AsyncHTTP:
         attempt = 0
         while True:
             request = self._client.build_request(
-                method, path, params=params, json=json, content=content, timeout=timeout  # type: ignore[arg-type]
+                method,
+                path,
+                params=params,
+                json=json,
+                content=content,
+                timeout=timeout,  # type: ignore[arg-type]
             )
             try:
                 response = await self._client.send(request, stream=True)

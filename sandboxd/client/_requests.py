@@ -40,7 +40,7 @@ def build(model: type[BaseModel], **fields: Any) -> dict[str, Any]:
         body = model(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError as exc:
         raise InvalidRequest(_describe(exc)) from None
-    return body.model_dump(mode="json", exclude_none=True)
+    return body.model_dump(mode="json", exclude_unset=True, exclude_none=True)
 
 
 def command_fields(cmd: Command) -> dict[str, Any]:

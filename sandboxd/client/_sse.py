@@ -27,18 +27,23 @@ class SSEDecoder:
         self._buffer = b""
         self._event = ""
         self._data: list[str] = []
+        # A line ended in \r: if the next byte is \n, it belongs to that same line end.
+        self._after_cr = False
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """The events completed by this chunk, in order."""
+        if self._after_cr and chunk:
+            self._after_cr = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]
         self._buffer += chunk
         events: list[ServerSentEvent] = []
         start = 0
         while (match := _LINE_END.search(self._buffer, start)) is not None:
-            # A lone \r at the end may be the first half of \r\n: wait for the next chunk.
-            if match.group() == b"\r" and match.end() == len(self._buffer):
-                break
             line = self._buffer[start : match.start()].decode("utf-8", "replace")
             start = match.end()
+            if match.group() == b"\r" and start == len(self._buffer):
+                self._after_cr = True
             event = self._line(line)
             if event is not None:
                 events.append(event)

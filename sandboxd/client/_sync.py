@@ -8,6 +8,7 @@ import, so each twin is only the calls themselves.
 from __future__ import annotations
 
 import builtins
+import contextlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,7 @@ from sandboxd.client._types import (
 )
 from sandboxd.errors import NotFound, SandboxdError
 from sandboxd.models import MkdirRequest, MoveRequest
+
 
 class Client:
     """One sandboxd, reached as one API key.
@@ -123,8 +125,7 @@ class Sandboxes:
         """This tenant's sandboxes, optionally only those in ``state`` carrying all of ``labels``."""
         response = self._http.send("GET", "/v1/sandboxes", params=req.list_params(state, labels))
         return [
-            Sandbox(self._client, SandboxInfo.model_validate(item), keep=True)
-            for item in response.json()["sandboxes"]
+            Sandbox(self._client, SandboxInfo.model_validate(item), keep=True) for item in response.json()["sandboxes"]
         ]
 
     def get(self, sandbox_id: str, *, keep: bool = True) -> Sandbox:
@@ -223,9 +224,7 @@ class Sandbox:
             NotFound: the sandbox is gone.
             SandboxUnavailable: the sandbox does not answer.
         """
-        body = req.exec_body(
-            cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout, max_output_bytes=max_output_bytes
-        )
+        body = req.exec_body(cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout, max_output_bytes=max_output_bytes)
         response = self.client._http.send("POST", f"{self._base}/exec", json=body, timeout=req.exec_timeout(timeout))
         return ExecResult.model_validate(response.json())
 
@@ -275,10 +274,8 @@ class Sandbox:
 
     def delete(self) -> None:
         """Delete the sandbox and everything in it. Deleting one that is already gone is not an error."""
-        try:
+        with contextlib.suppress(NotFound):
             self.client._http.send("DELETE", self._base, timeout=req.exec_timeout(60))
-        except NotFound:
-            pass
 
     def close(self) -> None:
         """Release the client if this handle made it (``Sandbox.create``/``connect`` without one)."""
@@ -384,7 +381,9 @@ class Files:
         response = self._http.send("GET", f"{self._base}/files/content", params={"path": path}, stream=True)
         yield from counted(self._http.iter_bytes(response, chunk_size), progress)
 
-    def write(self, path: str, data: Data, *, mode: int | str | None = None, progress: Progress | None = None) -> FileInfo:
+    def write(
+        self, path: str, data: Data, *, mode: int | str | None = None, progress: Progress | None = None
+    ) -> FileInfo:
         """Write (or replace) a file, creating its parent directories.
 
         ``data`` is bytes, text (written as UTF-8), a binary file object or an
@@ -402,7 +401,12 @@ class Files:
         if (octal := req.mode_param(mode)) is not None:
             params["mode"] = octal
         response = self._http.send(
-            "PUT", f"{self._base}/files/content", params=params, content=content, replay=replay, timeout=req.TRANSFER_TIMEOUT
+            "PUT",
+            f"{self._base}/files/content",
+            params=params,
+            content=content,
+            replay=replay,
+            timeout=req.TRANSFER_TIMEOUT,
         )
         return FileInfo.from_wire(response.json())
 

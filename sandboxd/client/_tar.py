@@ -118,4 +118,3 @@ def extract_tar(fileobj: io.RawIOBase | io.BufferedIOBase, dest: str | os.PathLi
     with tarfile.open(fileobj=fileobj, mode="r|") as tar:
         tar.extractall(dest, filter=keep_safe)
     return skipped
-
