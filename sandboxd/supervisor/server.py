@@ -575,9 +575,20 @@ class ExecRequest:
         self.max_output: int = max_output
 
 
-def _unrunnable(argv0: str, exc: OSError) -> tuple[int, bytes]:
-    """The exit code and message a shell would give for a program it cannot run."""
+def _program_missing(argv0: str, env: dict[str, str], exc: OSError) -> bool:
+    """Whether a failed spawn means "no such program", as a shell would see it.
+
+    A search through PATH that meets an unreadable directory fails with EACCES even
+    when the program is simply nowhere; a shell calls that "not found", and so do we.
+    """
     if isinstance(exc, FileNotFoundError):
+        return True
+    return "/" not in argv0 and shutil.which(argv0, path=env.get("PATH", os.defpath)) is None
+
+
+def _unrunnable(argv0: str, env: dict[str, str], exc: OSError) -> tuple[int, bytes]:
+    """The exit code and message a shell would give for a program it cannot run."""
+    if _program_missing(argv0, env, exc):
         return 127, f"sandboxd: {argv0}: command not found\n".encode()
     return 126, f"sandboxd: {argv0}: {exc.strerror or exc}\n".encode()
 
@@ -594,7 +605,7 @@ def run_command(
     try:
         child = reaper.spawn(spec.argv, spec.cwd, spec.env, spec.marker, stdin=req.stdin is not None)
     except OSError as exc:
-        code, message = _unrunnable(spec.argv[0], exc)
+        code, message = _unrunnable(spec.argv[0], spec.env, exc)
         on_output("stderr", message)
         return _result(code, None, False, started)
     outcome = "failed"
@@ -730,6 +741,8 @@ class ManagedProcess:
                 raise ApiError("conflict", f"stdin of process {self.id} is closed")
             fd = pipe.fileno()
             os.set_blocking(fd, False)
+            writable = select.poll()  # not select(): it cannot wait on fds above 1023
+            writable.register(fd, select.POLLOUT)
             view = memoryview(data)
             deadline = time.monotonic() + STDIN_WRITE_TIMEOUT
             try:
@@ -744,7 +757,7 @@ class ManagedProcess:
                                 f"process {self.id} has not read its stdin for {STDIN_WRITE_TIMEOUT:g}s; "
                                 f"{len(data) - len(view)} of {len(data)} bytes were written",
                             ) from None
-                        select.select([], [fd], [], left)
+                        writable.poll(left * 1000)
             except (BrokenPipeError, ConnectionResetError):
                 pipe.close()
                 raise ApiError("conflict", f"process {self.id} closed its stdin") from None
@@ -780,9 +793,9 @@ class ProcessTable:
             raise ApiError("invalid_request", "name must be a string or null")
         try:
             child = self._reaper.spawn(spec.argv, spec.cwd, spec.env, spec.marker, stdin=True)
-        except FileNotFoundError:
-            raise ApiError("not_found", f"command not found: {spec.argv[0]}") from None
         except OSError as exc:
+            if _program_missing(spec.argv[0], spec.env, exc):
+                raise ApiError("not_found", f"command not found: {spec.argv[0]}") from None
             raise ApiError("permission_denied", f"cannot run {spec.argv[0]}: {exc.strerror or exc}") from None
         proc = ManagedProcess(child, spec, name)
         with self._lock:

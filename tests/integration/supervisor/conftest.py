@@ -2,6 +2,11 @@
 
 Each test gets its own supervisor (starting one costs ~60 ms), so no test can see
 another's files or processes, and stopping it takes down whatever a test left running.
+
+Every test runs twice where it can: once with this interpreter as the current user,
+and once as it runs in a sandbox, as uid 1000 with the system's python3 (on Debian
+bookworm a 3.11 without tarfile's extraction filters, so the supervisor's own
+checks stand alone). The second needs root to switch user, and is skipped otherwise.
 """
 
 from __future__ import annotations
@@ -23,12 +28,17 @@ from sandboxd.runtime.supervisor_client import SupervisorClient
 from sandboxd.supervisor import SUPERVISOR_PATH
 
 
+SANDBOX_UID = 1000
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
 @dataclass
 class RunningSupervisor:
     socket: Path
     root: Path
     log: Path
     proc: subprocess.Popen[bytes]
+    uid: int
 
     def peak_rss_kib(self) -> int:
         """The supervisor's high-water mark of resident memory, from /proc."""
@@ -49,22 +59,38 @@ def _answers(sock_path: Path) -> bool:
         return False
 
 
-@pytest.fixture
-def supervisor() -> Iterator[RunningSupervisor]:
+@pytest.fixture(params=["current-user", "sandbox-user"])
+def supervisor(request: pytest.FixtureRequest) -> Iterator[RunningSupervisor]:
+    as_sandbox_user = request.param == "sandbox-user"
+    if as_sandbox_user and (os.geteuid() != 0 or not SYSTEM_PYTHON.exists()):
+        pytest.skip("running the supervisor as the sandbox user needs root and /usr/bin/python3")
     # Unix socket paths are limited to 108 bytes, too short for pytest's tmp_path.
     base = Path(tempfile.mkdtemp(prefix="sbx-sup-"))
     root = base / "workspace"
     root.mkdir()
+    (base / "run").mkdir()
     sock = base / "run" / "sock"
     log = base / "supervisor.log"
+    python, uid = sys.executable, os.geteuid()
+    env = {**os.environ, "SUPERVISOR_TEST_MARK": "1"}
+    if as_sandbox_user:
+        python, uid = str(SYSTEM_PYTHON), SANDBOX_UID
+        # What a sandbox's supervisor starts with: the image's environment, not ours.
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(root), "LANG": "C.UTF-8", "SUPERVISOR_TEST_MARK": "1"}
+        for path in (base, root, base / "run"):
+            os.chown(path, SANDBOX_UID, SANDBOX_UID)
+        os.chmod(base, 0o755)
     with log.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, str(SUPERVISOR_PATH), "--socket", str(sock), "--root-cwd", str(root)],
+            [python, str(SUPERVISOR_PATH), "--socket", str(sock), "--root-cwd", str(root)],
             stdout=log_file,
             stderr=log_file,
-            env={**os.environ, "SUPERVISOR_TEST_MARK": "1"},
+            env=env,
+            user=uid if as_sandbox_user else None,
+            group=uid if as_sandbox_user else None,
+            extra_groups=[] if as_sandbox_user else None,
         )
-    running = RunningSupervisor(socket=sock, root=root, log=log, proc=proc)
+    running = RunningSupervisor(socket=sock, root=root, log=log, proc=proc, uid=uid)
     try:
         deadline = time.monotonic() + 10
         while not _answers(sock):

@@ -76,6 +76,19 @@ async def test_a_missing_cwd_is_an_error_and_a_missing_program_exits_127(
     missing = await client.exec(["no-such-program-anywhere"])
     assert missing.exit_code == 127
     assert b"not found" in missing.stderr
+    # A PATH with a directory we may not search still means "not found" when it is nowhere.
+    blocked = supervisor.root / "blocked"
+    blocked.mkdir(mode=0o700)
+    blocked.chmod(0o000)
+    try:
+        hidden = await client.exec(["no-such-program-anywhere"], env={"PATH": f"{blocked}:/usr/bin:/bin"})
+        assert hidden.exit_code == 127
+    finally:
+        blocked.chmod(0o700)
+
+    (supervisor.root / "not-executable").write_text("echo hi\n")
+    refused = await client.exec(["./not-executable"])
+    assert refused.exit_code == 126
 
 
 async def test_malformed_requests_are_refused(client: SupervisorClient) -> None:

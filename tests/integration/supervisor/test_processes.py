@@ -157,3 +157,11 @@ async def test_bad_requests_about_processes(client: SupervisorClient) -> None:
     with pytest.raises(InvalidRequest):
         await client.wait(info.id, timeout=-1)
     assert (await client.wait(info.id, timeout=10)).exit_code == 0
+
+
+async def test_stdin_larger_than_a_pipe_buffer_arrives_whole(client: SupervisorClient) -> None:
+    info = await client.start_process(["wc", "-c"])
+    data = bytes(range(256)) * 12288  # 3 MiB
+    assert await client.write_stdin(info.id, data, eof=True) == len(data)
+    assert (await client.wait(info.id, timeout=10)).exit_code == 0
+    assert (await client.read_output(info.id)).stdout.strip() == str(len(data)).encode()
