@@ -155,11 +155,10 @@ def file_content(info: FileInfo, offset: int, data: bytes, more: bool, encoding:
     else:
         text, used = _utf8_prefix(data, final=at_end)
         binary = text is None
-        if binary:
-            used = 0
-    truncated = not at_end or used < len(data)
+    withheld = binary and encoding == "text"
+    truncated = not withheld and (not at_end or used < len(data))
     note = None
-    if binary and encoding == "text":
+    if withheld:
         note = (
             f"{info.path} is binary ({info.size} bytes), so it is not shown as text: call read_file with "
             "encoding='base64', or inspect it with run_command (file, xxd, head -c)."
@@ -173,8 +172,8 @@ def file_content(info: FileInfo, offset: int, data: bytes, more: bool, encoding:
         length=used,
         content=text,
         encoding=encoding,
-        truncated=truncated and not binary,
-        next_offset=offset + used if truncated and not binary else None,
+        truncated=truncated,
+        next_offset=offset + used if truncated else None,
         binary=binary,
         note=note,
     )
