@@ -234,3 +234,16 @@ async def test_stream_errors_before_the_first_byte_are_proper_errors(client: Sup
     with pytest.raises(NotFound):
         async for _ in client.exec_stream(["true"], cwd="missing"):
             pass
+
+
+async def test_stream_forwards_no_more_than_the_limit(client: SupervisorClient) -> None:
+    items = [item async for item in client.exec_stream(["head", "-c", "300000", "/dev/zero"], max_output=10)]
+    result = items[-1]
+    assert isinstance(result, ExecResult) and result.stdout_truncated and not result.stderr_truncated
+    assert b"".join(i.data for i in items[:-1] if isinstance(i, ExecChunk)) == b"\0" * 10
+
+
+async def test_stream_passes_stdin(client: SupervisorClient) -> None:
+    items = [item async for item in client.exec_stream(["cat"], stdin=b"piped\n")]
+    assert items[0] == ExecChunk("stdout", b"piped\n")
+    assert isinstance(items[-1], ExecResult) and items[-1].exit_code == 0
