@@ -28,7 +28,7 @@ Command = Annotated[
 ]
 Argv = Annotated[
     list[str] | None,
-    Field(description="Program and arguments, run without a shell, e.g. [\"python3\", \"app.py\"]. Give this or command."),
+    Field(description='Program and arguments, run without a shell, e.g. ["python3", "app.py"]. Give this or command.'),
 ]
 Cwd = Annotated[str | None, Field(description="Working directory. Default: /workspace.")]
 Env = Annotated[dict[str, str] | None, Field(description="Extra environment variables for this command only.")]
@@ -119,7 +119,10 @@ async def run_command(
     env: Env = None,
     max_output_bytes: Annotated[
         int | None,
-        Field(gt=0, description=f"Keep at most this many bytes of stdout and of stderr. Default {DEFAULT_OUTPUT_BYTES}."),
+        Field(
+            gt=0,
+            description=f"Keep at most this many bytes of stdout and of stderr. Default {DEFAULT_OUTPUT_BYTES}.",
+        ),
     ] = None,
 ) -> CommandResult:
     """Run a command in a sandbox and wait for it to finish; returns exit code, stdout and stderr.
@@ -173,15 +176,19 @@ async def read_process_output(
     ctx: Context,
     sandbox_id: SandboxId,
     process_id: ProcessId,
-    stdout_offset: Annotated[int, Field(ge=0, description="Where to start reading stdout: 0, or next_stdout_offset.")] = 0,
-    stderr_offset: Annotated[int, Field(ge=0, description="Where to start reading stderr: 0, or next_stderr_offset.")] = 0,
+    stdout_offset: Annotated[int, Field(ge=0, description="Where to read stdout from: 0, or next_stdout_offset.")] = 0,
+    stderr_offset: Annotated[int, Field(ge=0, description="Where to read stderr from: 0, or next_stderr_offset.")] = 0,
     wait_s: Annotated[
         float,
         Field(ge=0, le=MAX_PROCESS_WAIT_S, description="First wait up to this many seconds for the process to exit."),
     ] = 0,
     max_bytes: Annotated[
         int,
-        Field(gt=0, le=1024 * 1024, description=f"Return at most this many bytes per stream. Default {DEFAULT_PROCESS_READ_BYTES}."),
+        Field(
+            gt=0,
+            le=1024 * 1024,
+            description=f"Return at most this many bytes per stream. Default {DEFAULT_PROCESS_READ_BYTES}.",
+        ),
     ] = DEFAULT_PROCESS_READ_BYTES,
 ) -> ProcessOutput:
     """Read what a background process (from start_process) has printed, and whether it still runs.

@@ -47,7 +47,9 @@ _NEXT_STEP: Final[dict[type[errors.SandboxdError], str]] = {
     errors.RuntimeFailure: (
         "The container engine on the sandboxd host failed; try again shortly, and tell a human if it persists."
     ),
-    errors.SandboxdError: "This is a fault in sandboxd, not in the request; try again, and tell a human if it persists.",
+    errors.SandboxdError: (
+        "This is a fault in sandboxd, not in the request; try again, and tell a human if it persists."
+    ),
 }
 
 _NOT_FOUND_SANDBOX: Final = "Call list_sandboxes to see the sandboxes you have, or create_sandbox to make one."

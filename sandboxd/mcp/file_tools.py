@@ -64,7 +64,9 @@ class Entry(BaseModel):
 class Listing(BaseModel):
     path: str
     entries: list[Entry]
-    truncated: bool = Field(description=f"True when the directory has more than {MAX_ENTRIES} entries and the rest were left out.")
+    truncated: bool = Field(
+        description=f"True when the directory has more than {MAX_ENTRIES} entries and the rest were left out."
+    )
 
 
 @tools.tool(read_only=True, idempotent=True)
@@ -133,7 +135,9 @@ async def write_file(
 async def list_directory(
     ctx: Context,
     sandbox_id: SandboxId,
-    path: Annotated[str, Field(min_length=1, max_length=4096, description="The directory. Default: /workspace.")] = "/workspace",
+    path: Annotated[
+        str, Field(min_length=1, max_length=4096, description="The directory. Default: /workspace.")
+    ] = "/workspace",
 ) -> Listing:
     """List a directory in a sandbox: each entry's name, type (file, dir, symlink), size and mode.
 

@@ -16,7 +16,7 @@ tools = ToolSet()
 
 SandboxId = Annotated[
     str,
-    Field(description="The sandbox's id (sbx_ followed by 20 characters), as create_sandbox or list_sandboxes gave it."),
+    Field(description="The sandbox's id (sbx_ and 20 characters), as create_sandbox or list_sandboxes gave it."),
 ]
 
 
@@ -58,7 +58,7 @@ async def create_sandbox(
     ctx: Context,
     labels: Annotated[
         dict[str, str] | None,
-        Field(description="Tags to find the sandbox by later, e.g. {\"task\": \"fix-bug-123\"}. Keys: a-z 0-9 . _ / -."),
+        Field(description='Tags to find the sandbox by later, e.g. {"task": "fix-bug-123"}. Keys: a-z 0-9 . _ / -.'),
     ] = None,
     env: Annotated[
         dict[str, str] | None,

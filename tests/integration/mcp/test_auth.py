@@ -28,7 +28,10 @@ def test_no_key_is_401_with_the_api_error_shape(mcp_url: str) -> None:
     assert "Authorization" in body["message"]
 
 
-@pytest.mark.parametrize("header", ["Bearer sbd_aaaaaaaaaaaaaaaaaaaa_" + "A" * 43, "Basic dXNlcjpwYXNz", "Bearer short"])
+UNKNOWN_KEY = "sbd_aaaaaaaaaaaaaaaaaaaa_" + "A" * 43
+
+
+@pytest.mark.parametrize("header", [f"Bearer {UNKNOWN_KEY}", "Basic dXNlcjpwYXNz", "Bearer short"])
 def test_bad_keys_are_401(mcp_url: str, header: str) -> None:
     response = httpx.post(mcp_url, json=INITIALIZE, headers={**MCP_HEADERS, "Authorization": header})
     assert response.status_code == 401

@@ -44,7 +44,8 @@ async def test_read_pages_never_split_a_character(mcp: Client, sandbox: dict) ->
 async def test_binary_is_flagged_and_readable_as_base64(mcp: Client, sandbox: dict) -> None:
     sid = sandbox["id"]
     blob = bytes(range(256))
-    await ok(mcp, "write_file", sandbox_id=sid, path="blob.bin", content=base64.b64encode(blob).decode(), encoding="base64")
+    encoded = base64.b64encode(blob).decode()
+    await ok(mcp, "write_file", sandbox_id=sid, path="blob.bin", content=encoded, encoding="base64")
     as_text = await ok(mcp, "read_file", sandbox_id=sid, path="blob.bin")
     assert as_text["binary"] is True and as_text["content"] is None
     assert "encoding='base64'" in as_text["note"]
@@ -54,7 +55,8 @@ async def test_binary_is_flagged_and_readable_as_base64(mcp: Client, sandbox: di
 
 async def test_list_directory(mcp: Client, sandbox: dict) -> None:
     sid = sandbox["id"]
-    await ok(mcp, "run_command", sandbox_id=sid, command="mkdir -p tree/sub && printf 12345 > tree/five && ln -s five tree/link")
+    setup = "mkdir -p tree/sub && printf 12345 > tree/five && ln -s five tree/link"
+    await ok(mcp, "run_command", sandbox_id=sid, command=setup)
     listing = await ok(mcp, "list_directory", sandbox_id=sid, path="tree")
     entries = {e["name"]: e for e in listing["entries"]}
     assert set(entries) == {"sub", "five", "link"}
