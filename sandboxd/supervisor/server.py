@@ -467,9 +467,10 @@ def pump(
         timeout_ms = None
         if deadline is not None:
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 and not child.exited.is_set():
                 return "timeout"
-            timeout_ms = left * 1000 + 1
+            # An exit that raced the deadline is an exit: poll once more to see it.
+            timeout_ms = max(left, 0) * 1000 + 1
         exited = False
         for fd, events in poller.poll(timeout_ms):
             if fd in outputs:
