@@ -95,10 +95,6 @@ class ToolSet:
                 structured_output=True,
             )
 
-    @property
-    def names(self) -> list[str]:
-        return [item.fn.__name__ for item in self.declared]
-
 
 def reporting_errors(fn: ToolFn) -> ToolFn:
     """``fn`` with its failures turned into tool errors whose text says what to do next."""
