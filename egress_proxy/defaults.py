@@ -5,6 +5,9 @@
   default is the certifi bundle, which does not follow the host's trust).
 - mitmdump's flow printer is silenced: at its default detail it prints
   request URLs after the proxy put secrets into their query strings.
+- Raw TCP relaying is off: a tunnel that carries something other than HTTP
+  would skip method and path rules, secret placement and scrubbing; without
+  ``rawtcp`` mitmproxy treats it as bad HTTP and closes it.
 - ``ssl_insecure`` is refused loudly in the log: it would let anyone on the
   path read every injected credential.
 """
@@ -26,6 +29,8 @@ class SafeDefaults:
         changes: dict[str, object] = {}
         if not ctx.options.ssl_verify_upstream_trusted_ca and os.path.exists(SYSTEM_CA_BUNDLE):
             changes["ssl_verify_upstream_trusted_ca"] = SYSTEM_CA_BUNDLE
+        if ctx.options.rawtcp:
+            changes["rawtcp"] = False
         if getattr(ctx.options, "flow_detail", 0) != 0:
             changes["flow_detail"] = 0
         if ctx.options.ssl_insecure:

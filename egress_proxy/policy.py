@@ -113,11 +113,13 @@ class Policy:
             data.server.error = "sandboxd egress: refusing a connection to an address the policy did not check"
             logger.warning("refused unchecked upstream connection to %s", address)
 
-    def tcp_start(self, flow: tcp.TCPFlow) -> None:
-        # Raw TCP inside a tunnel would bypass method and path rules, secret
-        # placement and scrubbing; only HTTP goes through.
-        logger.warning("closing a non-HTTP tunnel from %s", flow.client_conn.peername)
-        flow.kill()
+    def tcp_message(self, flow: tcp.TCPFlow) -> None:
+        # SafeDefaults turns raw TCP off; should a configuration turn it back on,
+        # nothing is relayed: raw bytes would skip every rule, secret check and scrub.
+        flow.messages[-1].content = b""
+        if flow.killable:
+            logger.warning("dropping raw TCP data in a tunnel from %s", flow.client_conn.peername)
+            flow.kill()
 
     def client_disconnected(self, client: connection.Client) -> None:
         self._tunnels.pop(client.id, None)

@@ -73,6 +73,14 @@ def refuse(
         f"sandboxd egress: {verdict} {target}: {reason}{detail}.{' ' + advice if advice else ''}\n",
         {"content-type": "text/plain; charset=utf-8", "x-sandboxd-egress": verdict},
     )
+    # Most clients never show the body of a refused CONNECT, but they do print the
+    # status line ("Tunnel connection failed: 403 ..."), so the reason goes there too.
+    flow.response.reason = _status_phrase(f"{verdict} by sandboxd egress: {reason}")
+
+
+def _status_phrase(text: str, limit: int = 300) -> str:
+    printable = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return printable if len(printable) <= limit else printable[: limit - 3] + "..."
 
 
 def describe_target(flow: http.HTTPFlow, record: EgressRecord | None) -> str:

@@ -95,16 +95,16 @@ def _drop_length(flow: http.HTTPFlow) -> None:
 
 
 class _DecodeThenScrub:
+    """The ``stream`` callable for a compressed body: decode, then scrub (same "nothing yet" rule)."""
+
     __slots__ = ("_decoder", "_stream")
 
     def __init__(self, decoder: Decoder, stream: StreamScrubber) -> None:
         self._decoder = decoder
         self._stream = stream
 
-    def __call__(self, chunk: bytes) -> bytes:
+    def __call__(self, chunk: bytes) -> bytes | tuple[()]:
         if chunk:
-            decoded = self._decoder.decompress(chunk)
-            # An empty chunk means "end of body" to the scrubber; hold off until there is data.
-            return self._stream(decoded) if decoded else b""
-        tail = self._decoder.flush()
-        return (self._stream(tail) if tail else b"") + self._stream(b"")
+            return self._stream.feed(self._decoder.decompress(chunk)) or ()
+        tail = self._stream.feed(self._decoder.flush())
+        return (tail + self._stream.finish()) or ()

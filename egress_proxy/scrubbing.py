@@ -57,9 +57,12 @@ class Scrubber:
 
 
 class StreamScrubber:
-    """A per-stream callable in mitmproxy's ``stream`` shape: chunk in, chunk out, ``b""`` ends.
+    """Scrubs one stream: ``feed`` each chunk, then ``finish``; counts the bytes it hands on.
 
-    Also counts the bytes it hands on, which is what the audit records.
+    Called directly it is a mitmproxy ``stream`` callable (chunk in, ``b""`` for
+    the end). It then answers "nothing yet" with an empty tuple, never with an
+    empty bytes object: mitmproxy writes every bytes object it gets as a chunk,
+    and an empty chunk in a chunked HTTP/1.1 body is its terminator.
     """
 
     __slots__ = ("_scrubber", "_carry", "bytes_out")
@@ -69,19 +72,24 @@ class StreamScrubber:
         self._carry = b""
         self.bytes_out = 0
 
-    def __call__(self, chunk: bytes) -> bytes:
-        if not chunk:
-            out = self._scrubber.scrub(self._carry)
-            self._carry = b""
-        else:
-            data = self._carry + chunk if self._carry else chunk
-            cut = len(data) - (self._scrubber.longest - 1)
-            if cut <= 0:
-                self._carry = data
-                return b""
-            cut = self._scrubber.safe_cut(data, cut)
-            out = self._scrubber.scrub(data[:cut])
-            self._carry = data[cut:]
+    def __call__(self, chunk: bytes) -> bytes | tuple[()]:
+        return (self.feed(chunk) if chunk else self.finish()) or ()
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._carry + chunk if self._carry else chunk
+        cut = len(data) - (self._scrubber.longest - 1)
+        if cut <= 0:
+            self._carry = data
+            return b""
+        cut = self._scrubber.safe_cut(data, cut)
+        self._carry = data[cut:]
+        return self._count(self._scrubber.scrub(data[:cut]))
+
+    def finish(self) -> bytes:
+        out, self._carry = self._scrubber.scrub(self._carry), b""
+        return self._count(out)
+
+    def _count(self, out: bytes) -> bytes:
         self.bytes_out += len(out)
         return out
 

@@ -42,3 +42,10 @@ def test_safe_defaults_use_the_system_bundle(monkeypatch, tmp_path: Path) -> Non
         assert tctx.options.ssl_verify_upstream_trusted_ca == str(bundle)
         tctx.configure(defaults, ssl_verify_upstream_trusted_ca="/custom.pem")
         assert tctx.options.ssl_verify_upstream_trusted_ca == "/custom.pem"
+
+
+def test_safe_defaults_turn_off_raw_tcp_and_flow_printing() -> None:
+    defaults = SafeDefaults()
+    with taddons.context(defaults) as tctx:
+        tctx.configure(defaults, rawtcp=True)
+        assert tctx.options.rawtcp is False

@@ -45,6 +45,8 @@ async def test_refused_connect_gets_403(chain: Chain) -> None:
     flow = await chain.connect(make_connect_flow("evil.example"))
     assert flow.response is not None and flow.response.status_code == 403
     assert "blocked CONNECT evil.example:443: no allow rule matches evil.example:443" in flow.response.text
+    # Clients print the status line of a refused tunnel, not its body.
+    assert flow.response.reason == "blocked by sandboxd egress: no allow rule matches evil.example:443 (default deny)"
 
 
 async def test_request_inside_tunnel_is_decided_with_method_and_path(chain: Chain) -> None:
@@ -148,7 +150,8 @@ async def test_disconnect_forgets_tunnels_and_addresses(chain: Chain) -> None:
     assert server.error is not None
 
 
-def test_raw_tcp_is_killed(chain: Chain) -> None:
+def test_raw_tcp_is_never_relayed(chain: Chain) -> None:
     flow = tflow.ttcpflow()
-    chain.addons[1].tcp_start(flow)
+    chain.addons[1].tcp_message(flow)
+    assert flow.messages[-1].content == b""
     assert flow.error is not None

@@ -17,7 +17,15 @@ def stream_body(flow: http.HTTPFlow, chunks: list[bytes]) -> bytes:
     stream = flow.response.stream
     assert callable(stream)
     transform: Callable[[bytes], Any] = stream
-    return b"".join(transform(c) for c in chunks) + transform(b"")
+    out = b""
+    for chunk in chunks:
+        result = transform(chunk)
+        pieces = [result] if isinstance(result, bytes) else list(result)
+        assert all(pieces), "an empty chunk would end a chunked body early"
+        out += b"".join(pieces)
+    end = transform(b"")  # here mitmproxy treats b"" as "nothing more"
+    return out + (end if isinstance(end, bytes) else b"".join(end))
+    return out
 
 
 def with_secret(chain: Chain) -> None:

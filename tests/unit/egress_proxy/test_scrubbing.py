@@ -12,7 +12,7 @@ PLACEHOLDER = b"sandboxd-ph-aaaaaaaaaaaa"
 
 def run_stream(scrubber: Scrubber, chunks: list[bytes]) -> bytes:
     stream = scrubber.stream()
-    out = b"".join(stream(chunk) for chunk in chunks) + stream(b"")
+    out = b"".join(stream.feed(chunk) for chunk in chunks) + stream.finish()
     assert stream.bytes_out == len(out)
     return out
 
@@ -61,9 +61,17 @@ def test_random_chunking_matches_whole_body_scrub() -> None:
 
 def test_stream_holds_back_at_most_a_tail() -> None:
     stream = Scrubber({SECRET: PLACEHOLDER}).stream()
-    out = stream(b"z" * 1000)
+    out = stream.feed(b"z" * 1000)
     assert len(out) == 1000 - (len(SECRET) - 1)
-    assert stream(b"") == b"z" * (len(SECRET) - 1)
+    assert stream.finish() == b"z" * (len(SECRET) - 1)
+
+
+def test_as_mitmproxy_callable_it_never_returns_an_empty_chunk() -> None:
+    # An empty bytes chunk would end a chunked HTTP/1.1 body early.
+    stream = Scrubber({SECRET: PLACEHOLDER}).stream()
+    assert stream(b"ok") == ()
+    assert stream(b"") == b"ok"
+    assert Scrubber({SECRET: PLACEHOLDER}).stream()(b"") == ()
 
 
 def test_empty_needles_are_refused() -> None:
