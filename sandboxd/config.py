@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # The largest JSON body accepted; file and archive uploads are streamed and have their own cap.
     max_request_bytes: int = Field(1 * MiB, ge=1024)
     max_upload_bytes: int = Field(10 * 1024 * MiB, ge=1024)
+    # MCP tool calls carry file contents inline (write_file), so they may be larger than API bodies.
+    mcp_max_request_bytes: int = Field(32 * MiB, ge=1024)
 
     # How long a new or restarted sandbox may take before its supervisor answers.
     supervisor_start_timeout_s: float = Field(20.0, gt=0)

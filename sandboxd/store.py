@@ -29,16 +29,23 @@ from sandboxd.errors import AlreadyExists, Conflict, NotFound, SandboxdError
 
 __all__ = [
     "SANDBOX_STATES",
+    "SNAPSHOT_STATES",
     "ApiKey",
     "AuditRecord",
+    "LifecycleDefaults",
     "SandboxRecord",
+    "SnapshotRecord",
     "Store",
     "Tenant",
 ]
 
 SANDBOX_STATES: Final = frozenset(
     {"creating", "running", "paused", "stopped", "hibernated", "failed", "deleting"}
+    # Passing states of suspension and rollback, written before the engine is touched so
+    # reconciliation after a crash knows what was under way (sandboxd.service.lifecycle).
+    | {"hibernating", "waking", "restoring"}
 )
+SNAPSHOT_STATES: Final = frozenset({"creating", "ready", "deleting"})
 
 # Where the newest audit record's (seq, hash) is kept, written in the same
 # transaction as the record: the anchor that makes a cut-off tail detectable.
@@ -99,6 +106,36 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         value  TEXT NOT NULL
     );
     """,
+    # 2: snapshots (filesystem images of sandboxes) and per-tenant lifecycle defaults.
+    """
+    CREATE TABLE snapshots (
+        id           TEXT PRIMARY KEY,
+        tenant_id    TEXT NOT NULL REFERENCES tenants(id),
+        sandbox_id   TEXT,
+        parent_id    TEXT,
+        name         TEXT NOT NULL,
+        labels       TEXT NOT NULL,
+        state        TEXT NOT NULL,
+        image        TEXT NOT NULL,
+        image_id     TEXT,
+        size_bytes   INTEGER,
+        total_bytes  INTEGER,
+        spec         TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL,
+        error        TEXT
+    );
+    CREATE INDEX snapshots_by_tenant ON snapshots (tenant_id, created_at);
+    CREATE INDEX snapshots_by_parent ON snapshots (parent_id);
+    CREATE INDEX snapshots_by_state ON snapshots (state);
+    CREATE TABLE lifecycle_defaults (
+        tenant_id       TEXT PRIMARY KEY REFERENCES tenants(id),
+        idle_timeout_s  INTEGER,
+        idle_action     TEXT,
+        max_lifetime_s  INTEGER,
+        updated_at      REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -139,6 +176,40 @@ class SandboxRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SnapshotRecord:
+    id: str
+    tenant_id: str
+    # The sandbox it was taken of (None when imported); it may since have been deleted.
+    sandbox_id: str | None
+    # The snapshot whose image this one's image is built on: it stores only what changed since.
+    parent_id: str | None
+    name: str
+    labels: dict[str, str]
+    state: str
+    image: str
+    image_id: str | None
+    # Bytes this snapshot adds on top of its base image, and the whole filesystem's size.
+    size_bytes: int | None
+    total_bytes: int | None
+    # The source sandbox's settings (limits, env names, lifecycle) that forks inherit.
+    spec: dict[str, Any]
+    created_at: float
+    updated_at: float
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleDefaults:
+    """A tenant's defaults for sandboxes that set no lifecycle policy of their own."""
+
+    tenant_id: str
+    idle_timeout_s: int | None
+    idle_action: str | None
+    max_lifetime_s: int | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class AuditRecord:
     seq: int
     ts: float
@@ -163,6 +234,14 @@ _AUDIT_COLUMNS: Final = (
 )
 _SANDBOX_UPDATABLE: Final = frozenset(
     {"state", "image", "spec", "labels", "container_id", "error", "updated_at"}
+)
+_SNAPSHOT_COLUMNS: Final = (
+    "id, tenant_id, sandbox_id, parent_id, name, labels, state, image, image_id, size_bytes,"
+    " total_bytes, spec, created_at, updated_at, error"
+)
+_SNAPSHOT_UPDATABLE: Final = frozenset(
+    {"parent_id", "name", "labels", "state", "image", "image_id", "size_bytes", "total_bytes",
+     "spec", "error", "updated_at"}
 )
 
 
@@ -455,6 +534,148 @@ class Store:
                 return
             after = rows[-1][0]
 
+    # -- snapshots -------------------------------------------------------------
+
+    def insert_snapshot(self, snapshot: SnapshotRecord) -> None:
+        _check_snapshot_state(snapshot.state)
+        try:
+            with self._tx() as db:
+                db.execute(
+                    f"INSERT INTO snapshots ({_SNAPSHOT_COLUMNS})"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        snapshot.id,
+                        snapshot.tenant_id,
+                        snapshot.sandbox_id,
+                        snapshot.parent_id,
+                        snapshot.name,
+                        _to_json(snapshot.labels),
+                        snapshot.state,
+                        snapshot.image,
+                        snapshot.image_id,
+                        snapshot.size_bytes,
+                        snapshot.total_bytes,
+                        _to_json(snapshot.spec),
+                        snapshot.created_at,
+                        snapshot.updated_at,
+                        snapshot.error,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise _integrity_error(exc, f"snapshot {snapshot.id}", snapshot.tenant_id) from exc
+
+    def get_snapshot(self, snapshot_id: str) -> SnapshotRecord | None:
+        row = self._one(f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots WHERE id = ?", (snapshot_id,))
+        return _snapshot(row) if row else None
+
+    def list_snapshots(
+        self,
+        tenant_id: str | None = None,
+        state: str | None = None,
+        sandbox_id: str | None = None,
+        parent_id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[SnapshotRecord]:
+        """Snapshots matching every given filter, oldest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        for column, value in (
+            ("tenant_id = ?", tenant_id),
+            ("state = ?", state),
+            ("sandbox_id = ?", sandbox_id),
+            ("parent_id = ?", parent_id),
+        ):
+            if value is not None:
+                where.append(column)
+                params.append(value)
+        for name, value in (labels or {}).items():
+            where.append(
+                "EXISTS (SELECT 1 FROM json_each(snapshots.labels) AS l"
+                " WHERE l.key = ? AND l.value = ? AND l.type = 'text')"
+            )
+            params.extend((name, value))
+        sql = f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshots"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, id"
+        return [_snapshot(row) for row in self._all(sql, params)]
+
+    def update_snapshot(self, snapshot_id: str, **fields: Any) -> SnapshotRecord:
+        """Change the given columns (and ``updated_at``); returns the record as now stored.
+
+        Raises:
+            NotFound: no snapshot has this id.
+        """
+        unknown = fields.keys() - _SNAPSHOT_UPDATABLE
+        if unknown:
+            raise TypeError(f"update_snapshot() cannot set {', '.join(sorted(unknown))}")
+        if "state" in fields:
+            _check_snapshot_state(fields["state"])
+        for name in ("spec", "labels"):
+            if name in fields:
+                fields[name] = _to_json(fields[name])
+        fields.setdefault("updated_at", time.time())
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self._tx() as db:
+            row = db.execute(
+                f"UPDATE snapshots SET {assignments} WHERE id = ? RETURNING {_SNAPSHOT_COLUMNS}",
+                (*fields.values(), snapshot_id),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"snapshot {snapshot_id} does not exist")
+        return _snapshot(row)
+
+    def delete_snapshot(self, snapshot_id: str, reparent_to: str | None = None) -> bool:
+        """Remove a snapshot's row, pointing its children at ``reparent_to``; False if there was none."""
+        with self._tx() as db:
+            db.execute("UPDATE snapshots SET parent_id = ? WHERE parent_id = ?", (reparent_to, snapshot_id))
+            return db.execute("DELETE FROM snapshots WHERE id = ?", (snapshot_id,)).rowcount == 1
+
+    def sandboxes_from_snapshot(self, snapshot_id: str) -> list[str]:
+        """Ids of the sandboxes whose filesystem descends from this snapshot (forks and restores)."""
+        rows = self._all(
+            "SELECT id FROM sandboxes WHERE json_extract(spec, '$.snapshot_id') = ? ORDER BY created_at, id",
+            (snapshot_id,),
+        )
+        return [row[0] for row in rows]
+
+    # -- lifecycle defaults ----------------------------------------------------
+
+    def get_lifecycle_defaults(self, tenant_id: str) -> LifecycleDefaults | None:
+        row = self._one(
+            "SELECT tenant_id, idle_timeout_s, idle_action, max_lifetime_s, updated_at"
+            " FROM lifecycle_defaults WHERE tenant_id = ?",
+            (tenant_id,),
+        )
+        return LifecycleDefaults(*row) if row else None
+
+    def list_lifecycle_defaults(self) -> list[LifecycleDefaults]:
+        rows = self._all(
+            "SELECT tenant_id, idle_timeout_s, idle_action, max_lifetime_s, updated_at FROM lifecycle_defaults",
+            (),
+        )
+        return [LifecycleDefaults(*row) for row in rows]
+
+    def set_lifecycle_defaults(self, defaults: LifecycleDefaults) -> None:
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO lifecycle_defaults"
+                    " (tenant_id, idle_timeout_s, idle_action, max_lifetime_s, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET"
+                    " idle_timeout_s = excluded.idle_timeout_s, idle_action = excluded.idle_action,"
+                    " max_lifetime_s = excluded.max_lifetime_s, updated_at = excluded.updated_at",
+                    (
+                        defaults.tenant_id,
+                        defaults.idle_timeout_s,
+                        defaults.idle_action,
+                        defaults.max_lifetime_s,
+                        defaults.updated_at,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise _integrity_error(exc, "lifecycle defaults", defaults.tenant_id) from exc
+
     # -- meta ------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
@@ -528,6 +749,11 @@ def _check_state(state: str) -> None:
         raise ValueError(f"unknown sandbox state {state!r}; known: {known}")
 
 
+def _check_snapshot_state(state: str) -> None:
+    if state not in SNAPSHOT_STATES:
+        raise ValueError(f"unknown snapshot state {state!r}; known: {', '.join(sorted(SNAPSHOT_STATES))}")
+
+
 def _integrity_error(exc: sqlite3.IntegrityError, what: str, tenant_id: str) -> SandboxdError:
     if "FOREIGN KEY" in str(exc):
         return NotFound(f"tenant {tenant_id} does not exist")
@@ -587,4 +813,26 @@ def _audit(row: tuple[Any, ...]) -> AuditRecord:
     args = json.loads(args)
     return AuditRecord(
         seq, ts, tenant_id, key_id, sandbox_id, action, args, result, error, prev_hash, digest
+    )
+
+
+def _snapshot(row: tuple[Any, ...]) -> SnapshotRecord:
+    (sid, tenant_id, sandbox_id, parent_id, name, labels, state, image, image_id, size_bytes,
+     total_bytes, spec, created_at, updated_at, error) = row
+    return SnapshotRecord(
+        sid,
+        tenant_id,
+        sandbox_id,
+        parent_id,
+        name,
+        json.loads(labels),
+        state,
+        image,
+        image_id,
+        size_bytes,
+        total_bytes,
+        json.loads(spec),
+        created_at,
+        updated_at,
+        error,
     )

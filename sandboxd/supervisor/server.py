@@ -917,7 +917,11 @@ def write_atomically(path: str, body: Any, mode: int, parents: bool) -> None:
     if os.path.isdir(path):
         raise ApiError("is_a_directory", f"{path} is a directory")
     temp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.part")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        # Name the file the caller asked for, not our temporary beside it.
+        raise error_from_os(exc, path) from None
     try:
         with open(fd, "wb", closefd=True) as f:
             while True:

@@ -1,0 +1,393 @@
+"""Sandboxes as Docker containers, through docker-py.
+
+The only module that imports docker-py. Its calls block, so each runs in a worker
+thread; docker errors become ``sandboxd.errors`` here, once. The container gets the
+secure defaults of DESIGN.md: the sandbox user, no capabilities, no new
+privileges, the engine's default seccomp profile, pid/memory/cpu/nofile limits,
+swap equal to memory, and no network. Its main process is the supervisor,
+copied in before start so any image with python3 works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tarfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO, TypeVar
+
+import docker
+import docker.errors
+from docker.types import Mount, Ulimit
+
+from sandboxd.errors import ImageNotFound, InvalidRequest, NotFound, RuntimeFailure
+from sandboxd.runtime.base import (
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_SANDBOX,
+    LABEL_TENANT,
+    SANDBOX_UID,
+    SOCKET_DIR_IN_SANDBOX,
+    SOCKET_NAME,
+    SUPERVISOR_IN_SANDBOX,
+    LABEL_IMAGE_OWNER,
+    ContainerInfo,
+    ContainerSpec,
+    ImageInfo,
+    PathChange,
+)
+from sandboxd.supervisor import SUPERVISOR_PATH
+
+T = TypeVar("T")
+
+
+def files_archive(files: dict[str, tuple[bytes, int]]) -> bytes:
+    """A tar to unpack at / that places each file (owned by root) and the directories above it."""
+    buf = io.BytesIO()
+    now = int(time.time())
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        dirs: set[str] = set()
+        for path, (payload, mode) in sorted(files.items()):
+            parts = path.strip("/").split("/")
+            for depth in range(1, len(parts)):
+                name = "/".join(parts[:depth])
+                if name not in dirs:
+                    dirs.add(name)
+                    info = tarfile.TarInfo(name)
+                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
+                    tar.addfile(info)
+            info = tarfile.TarInfo("/".join(parts))
+            info.size, info.mode, info.mtime = len(payload), mode, now
+            tar.addfile(info, io.BytesIO(payload))
+    return buf.getvalue()
+
+
+class DockerRuntime:
+    def __init__(self, instance_id: str, *, container_runtime: str | None = None, client: Any = None) -> None:
+        self._instance_id = instance_id
+        self._container_runtime = container_runtime
+        try:
+            self._client = client or docker.from_env(max_pool_size=32)
+            self._client.ping()
+        except docker.errors.DockerException as exc:
+            raise RuntimeFailure(
+                "cannot reach the Docker engine: start dockerd (scripts/serve does this when run as root) "
+                f"or set DOCKER_HOST ({exc})"
+            ) from None
+        self._supervisor = SUPERVISOR_PATH.read_bytes()
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageNotFound(f"image not found: {exc.explanation}") from None
+        except docker.errors.APIError as exc:
+            raise RuntimeFailure(f"Docker engine error: {exc.explanation or exc}") from None
+        except docker.errors.DockerException as exc:
+            raise RuntimeFailure(f"Docker engine error: {exc}") from None
+
+    async def image_exists(self, image: str) -> bool:
+        try:
+            await asyncio.to_thread(self._client.images.get, image)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code in (400, 404):
+                return False
+            raise RuntimeFailure(f"Docker engine error: {exc.explanation or exc}") from None
+        return True
+
+    def _create_kwargs(self, spec: ContainerSpec) -> dict[str, Any]:
+        limits = spec.limits
+        kwargs: dict[str, Any] = dict(
+            image=spec.image,
+            entrypoint=["python3", SUPERVISOR_IN_SANDBOX, "--socket", f"{SOCKET_DIR_IN_SANDBOX}/{SOCKET_NAME}"],
+            command=[],
+            name=f"sandboxd-{spec.sandbox_id}",
+            hostname="sandbox",
+            user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+            working_dir="/workspace",
+            environment=spec.env,
+            labels={
+                LABEL_MANAGED: "true",
+                LABEL_INSTANCE: self._instance_id,
+                LABEL_SANDBOX: spec.sandbox_id,
+                LABEL_TENANT: spec.tenant_id,
+            },
+            init=True,
+            detach=True,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            pids_limit=limits.pids,
+            mem_limit=limits.memory_mb * 1024 * 1024,
+            memswap_limit=limits.memory_mb * 1024 * 1024,
+            nano_cpus=int(limits.cpus * 1e9),
+            ulimits=[Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile)],
+            network_mode=spec.network or "none",
+            mounts=[Mount(target=SOCKET_DIR_IN_SANDBOX, source=str(spec.socket_dir), type="bind")],
+        )
+        if limits.disk_gb:
+            kwargs["storage_opt"] = {"size": f"{limits.disk_gb}G"}
+        if self._container_runtime:
+            kwargs["runtime"] = self._container_runtime
+        return kwargs
+
+    async def create(self, spec: ContainerSpec) -> str:
+        def create_and_start() -> str:
+            try:
+                container = self._client.containers.create(**self._create_kwargs(spec))
+            except docker.errors.APIError as exc:
+                if spec.limits.disk_gb and "storage" in str(exc.explanation or "").lower():
+                    raise InvalidRequest(
+                        "disk limits are not supported by this Docker engine's storage driver "
+                        "(overlay2 needs an xfs backing filesystem mounted with pquota); omit 'disk_gb'"
+                    ) from None
+                raise
+            try:
+                files = {SUPERVISOR_IN_SANDBOX: (self._supervisor, 0o644), **spec.files}
+                container.put_archive("/", files_archive(files))
+                container.start()
+            except BaseException:
+                container.remove(force=True)
+                raise
+            return container.id
+
+        return await self._call(create_and_start)
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        def get() -> ContainerInfo | None:
+            try:
+                container = self._client.containers.get(container_id)
+            except docker.errors.NotFound:
+                return None
+            return _info(container.attrs)
+
+        return await self._call(get)
+
+    async def list_managed(self) -> list[ContainerInfo]:
+        def listing() -> list[ContainerInfo]:
+            found = self._client.api.containers(
+                all=True, filters={"label": [f"{LABEL_MANAGED}=true", f"{LABEL_INSTANCE}={self._instance_id}"]}
+            )
+            return [
+                ContainerInfo(
+                    id=c["Id"],
+                    sandbox_id=(c.get("Labels") or {}).get(LABEL_SANDBOX),
+                    status=c.get("State", "unknown"),
+                )
+                for c in found
+            ]
+
+        return await self._call(listing)
+
+    async def start(self, container_id: str) -> None:
+        await self._call(self._client.api.start, container_id)
+
+    async def pause(self, container_id: str) -> None:
+        await self._call(self._client.api.pause, container_id)
+
+    async def unpause(self, container_id: str) -> None:
+        await self._call(self._client.api.unpause, container_id)
+
+    async def remove(self, container_id: str) -> None:
+        def remove() -> None:
+            try:
+                self._client.api.remove_container(container_id, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                # A removal already under way (e.g. a concurrent delete) is as good as done.
+                if exc.status_code != 409:
+                    raise
+
+        await self._call(remove)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+    # --- images: snapshots, hibernation, export ------------------------------------------------
+
+    async def commit(self, container_id: str, image: str, *, labels: dict[str, str], env: list[str]) -> ImageInfo:
+        repository, _, tag = image.rpartition(":")
+        # The engine copies the container's labels into the image; blank ours, so a container
+        # someone else makes from a snapshot is never mistaken for one of our sandboxes.
+        conf_labels = {LABEL_MANAGED: "", LABEL_INSTANCE: "", LABEL_SANDBOX: "", LABEL_TENANT: ""}
+        conf_labels.update(labels, **{LABEL_IMAGE_OWNER: self._instance_id})
+
+        def commit() -> ImageInfo:
+            result = self._client.api.commit(
+                container_id, repository=repository, tag=tag, conf={"Env": env, "Labels": conf_labels}, pause=True
+            )
+            return _image_info(self._client.api.inspect_image(result["Id"]))
+
+        return await self._call(commit)
+
+    async def inspect_image(self, image: str) -> ImageInfo | None:
+        def inspect() -> ImageInfo | None:
+            try:
+                return _image_info(self._client.api.inspect_image(image))
+            except docker.errors.NotFound:
+                return None
+
+        return await self._call(inspect)
+
+    async def list_images(self, labels: dict[str, str], *, dangling: bool = False) -> list[ImageInfo]:
+        def listing() -> list[ImageInfo]:
+            filters: dict[str, Any] = {"label": [f"{k}={v}" for k, v in labels.items()]}
+            if dangling:
+                filters["dangling"] = True
+            found = self._client.api.images(filters=filters)
+            return [
+                ImageInfo(
+                    id=i["Id"],
+                    tags=tuple(t for t in i.get("RepoTags") or () if t != "<none>:<none>"),
+                    size=int(i.get("Size") or 0),
+                    layers=(),
+                    labels=dict(i.get("Labels") or {}),
+                    env=(),
+                )
+                for i in found
+            ]
+
+        return await self._call(listing)
+
+    async def tag_image(self, image: str, ref: str) -> None:
+        repository, _, tag = ref.rpartition(":")
+        await self._call(self._client.api.tag, image, repository, tag, force=True)
+
+    async def remove_image(self, image: str) -> None:
+        def remove() -> None:
+            try:
+                # Never forced: a forced removal deletes an image a stopped container still runs
+                # from, and that container could then not be committed any more.
+                self._client.api.remove_image(image, force=False)
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as exc:
+                # A container or a child image still needs it; the owner's clean-up retries later.
+                if exc.status_code != 409:
+                    raise
+
+        await self._call(remove)
+
+    async def save_image(self, image: str, sink: Callable[[bytes], object]) -> None:
+        def save() -> None:
+            for chunk in self._client.api.get_image(image, chunk_size=1 << 20):
+                sink(chunk)
+
+        await self._call(save)
+
+    async def load_image(self, chunks: Iterable[bytes]) -> str:
+        def load() -> str:
+            loaded: str | None = None
+            for message in self._client.api.load_image(chunks, quiet=True):
+                if message.get("error"):
+                    raise RuntimeFailure(f"the engine could not load the image: {message['error']}")
+                text = str(message.get("stream", ""))
+                if "Loaded image ID:" in text:
+                    loaded = text.split("Loaded image ID:", 1)[1].strip()
+                elif "Loaded image:" in text:
+                    name = text.split("Loaded image:", 1)[1].strip()
+                    loaded = self._client.api.inspect_image(name)["Id"]
+            if loaded is None:
+                raise RuntimeFailure("the engine loaded the archive but named no image")
+            return loaded
+
+        return await self._call(load)
+
+    async def changed_paths(self, container_id: str) -> list[PathChange]:
+        def diff() -> list[PathChange]:
+            return [
+                PathChange(path=c["Path"], kind=_CHANGE_KINDS.get(c["Kind"], "modified"))
+                for c in self._client.api.diff(container_id) or ()
+            ]
+
+        return await self._call(diff)
+
+    async def create_stopped(self, image: str) -> str:
+        def create() -> str:
+            container = self._client.api.create_container(
+                image,
+                entrypoint=["/bin/true"],
+                command=[],
+                network_disabled=True,
+                # Ours, so reconciliation removes one a crash left behind; no sandbox id, so
+                # nothing mistakes it for a sandbox.
+                labels={LABEL_MANAGED: "true", LABEL_INSTANCE: self._instance_id},
+            )
+            return container["Id"]
+
+        return await self._call(create)
+
+    async def read_archive(self, container_id: str, path: str, consume: Callable[[BinaryIO], T]) -> T:
+        def read() -> T:
+            try:
+                stream, _ = self._client.api.get_archive(container_id, path, chunk_size=1 << 20)
+            except docker.errors.NotFound:
+                raise NotFound(f"{path} does not exist in that filesystem") from None
+            reader = io.BufferedReader(ChunkReader(iter(stream)), buffer_size=1 << 20)
+            try:
+                return consume(reader)  # type: ignore[arg-type]
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:
+                    close()
+
+        return await self._call(read)
+
+
+def _info(attrs: dict[str, Any]) -> ContainerInfo:
+    state = attrs.get("State") or {}
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    networks = ((attrs.get("NetworkSettings") or {}).get("Networks") or {}).values()
+    ip = next((n.get("IPAddress") for n in networks if n.get("IPAddress")), None)
+    return ContainerInfo(
+        id=attrs["Id"],
+        sandbox_id=labels.get(LABEL_SANDBOX),
+        status=state.get("Status", "unknown"),
+        exit_code=state.get("ExitCode"),
+        oom_killed=bool(state.get("OOMKilled")),
+        error=state.get("Error") or None,
+        ip=ip,
+    )
+
+
+# --- images: snapshots, hibernation, export --------------------------------------------------
+
+# `docker diff` kinds, in the engine's numbering.
+_CHANGE_KINDS = {0: "modified", 1: "added", 2: "deleted"}
+
+
+class ChunkReader(io.RawIOBase):
+    """A read-only file over an iterator of byte chunks, for tarfile to parse a stream from the engine."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+def _image_info(attrs: dict[str, Any]) -> ImageInfo:
+    config = attrs.get("Config") or {}
+    return ImageInfo(
+        id=attrs["Id"],
+        tags=tuple(attrs.get("RepoTags") or ()),
+        size=int(attrs.get("Size") or 0),
+        layers=tuple((attrs.get("RootFS") or {}).get("Layers") or ()),
+        labels=dict(config.get("Labels") or {}),
+        env=tuple(config.get("Env") or ()),
+    )

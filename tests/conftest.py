@@ -1,0 +1,3 @@
+"""Markers shared by the whole suite."""
+
+from __future__ import annotations
