@@ -66,17 +66,17 @@ def test_get_is_retried_on_connection_errors(fake: FakeDaemon, no_backoff: None)
 
 def test_post_is_never_retried(fake: FakeDaemon, no_backoff: None) -> None:
     fake.refuse = 1
-    with Client("http://sbx.test", "key", transport=httpx.MockTransport(fake)) as client:
-        with pytest.raises(SandboxdError, match="cannot reach sandboxd at http://sbx.test"):
-            client.sandboxes.create()
+    client = Client("http://sbx.test", "key", transport=httpx.MockTransport(fake))
+    with client, pytest.raises(SandboxdError, match="cannot reach sandboxd at http://sbx.test"):
+        client.sandboxes.create()
     assert fake.calls() == [("POST", "/v1/sandboxes")]
 
 
 def test_retries_give_up_with_a_clear_error(fake: FakeDaemon, no_backoff: None) -> None:
     fake.refuse = 100
-    with Client("http://sbx.test", "key", transport=httpx.MockTransport(fake)) as client:
-        with pytest.raises(SandboxdError, match="cannot reach sandboxd") as caught:
-            client.sandboxes.get(SANDBOX_ID)
+    client = Client("http://sbx.test", "key", transport=httpx.MockTransport(fake))
+    with client, pytest.raises(SandboxdError, match="cannot reach sandboxd") as caught:
+        client.sandboxes.get(SANDBOX_ID)
     assert not isinstance(caught.value, httpx.HTTPError)
     assert len(fake.requests) == 4  # the first attempt and three retries
 
