@@ -31,7 +31,6 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TextIO
 
-from sandboxd.config import Settings
 from sandboxd.errors import (
     Forbidden,
     ImageNotFound,
@@ -51,6 +50,7 @@ EXIT_NOT_FOUND = 3
 EXIT_AUTH = 4
 EXIT_TIMED_OUT = 124  # as timeout(1)
 EXIT_INTERRUPTED = 130
+EXIT_SIGPIPE = 141
 
 
 def exit_code_for(error: SandboxdError) -> int:
@@ -64,12 +64,15 @@ def exit_code_for(error: SandboxdError) -> int:
 
 
 # --- the daemon itself (local) ---------------------------------------------------------------
+# Imported inside the commands: the settings and the server cost a quarter second to import,
+# which every other command would pay for nothing.
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sandboxd.api.app import create_app
+    from sandboxd.config import Settings
     from sandboxd.daemon import Daemon
 
     overrides = {k: v for k, v in {"host": args.host, "port": args.port, "data_dir": args.data_dir}.items() if v}
@@ -104,6 +107,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     if args.remote:
         return _audit_verify_remote(args)
+    from sandboxd.config import Settings
     from sandboxd.service.audit import AuditLog
     from sandboxd.store import Store
 
@@ -683,6 +687,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SandboxdError as exc:
         print(f"sandboxd: {_hint(exc)}", file=sys.stderr)
         return exit_code_for(exc)
+    except BrokenPipeError:
+        # The reader went away (`sandboxd exec ... | head`): stop quietly, as a shell pipeline expects.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_SIGPIPE
     except FileNotFoundError as exc:
         print(f"sandboxd: {exc.filename or exc}: no such file or directory", file=sys.stderr)
         return EXIT_NOT_FOUND

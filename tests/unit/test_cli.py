@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import httpx
@@ -110,3 +111,25 @@ def test_json_listing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     _fake_client(monkeypatch, lambda r: httpx.Response(200, json={"tenants": tenants}))
     assert cli.main(["tenants", "ls", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == tenants
+
+
+class _Terminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self._tty = tty
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+def test_progress_only_on_a_terminal() -> None:
+    quiet = _Terminal(tty=False)
+    progress = cli.Progress("up", quiet)
+    progress(1024)
+    progress.done()
+    assert quiet.getvalue() == ""
+    loud = _Terminal(tty=True)
+    progress = cli.Progress("up", loud)
+    progress(3 * 1024 * 1024)
+    progress.done()
+    assert "up: 3.0 MiB" in loud.getvalue() and loud.getvalue().endswith("done\n")
