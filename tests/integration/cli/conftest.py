@@ -17,14 +17,22 @@ from tests.integration.conftest import DaemonProcess
 Run = Callable[..., subprocess.CompletedProcess[str]]
 
 
+CLI = [sys.executable, "-m", "sandboxd"]
+
+
 @pytest.fixture(scope="session")
-def sandboxd(daemon: DaemonProcess) -> Run:
+def cli_env(daemon: DaemonProcess) -> dict[str, str]:
+    return {**os.environ, "SANDBOXD_URL": daemon.url, "SANDBOXD_API_KEY": daemon.admin_key}
+
+
+@pytest.fixture(scope="session")
+def sandboxd(cli_env: dict[str, str]) -> Run:
     """``sandboxd("ls", "--json")``; ``key=`` overrides the admin key, ``input=`` feeds stdin."""
 
     def run(*args: str, key: str | None = None, input: str | None = None, timeout: float = 120) -> Any:
-        env = {**os.environ, "SANDBOXD_URL": daemon.url, "SANDBOXD_API_KEY": key or daemon.admin_key}
+        env = {**cli_env, "SANDBOXD_API_KEY": key} if key else cli_env
         return subprocess.run(
-            [sys.executable, "-m", "sandboxd", *args],
+            [*CLI, *args],
             env=env,
             input=input,
             stdin=None if input is not None else subprocess.DEVNULL,

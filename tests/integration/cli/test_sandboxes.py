@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
+import subprocess
+import time
 
-from tests.integration.cli.conftest import Run
+from tests.integration.cli.conftest import CLI, Run
 from tests.integration.conftest import DaemonProcess
 
 
@@ -44,6 +47,24 @@ def test_exec_timeout_exits_124(sandboxd: Run, sandbox_id: str) -> None:
     slow = sandboxd("exec", "--timeout", "1", sandbox_id, "--", "sleep", "60")
     assert slow.returncode == 124
     assert "timed out" in slow.stderr
+
+
+def test_ctrl_c_stops_the_command_in_the_sandbox(cli_env: dict[str, str], sandbox_id: str, sh) -> None:
+    running = subprocess.Popen([*CLI, "exec", sandbox_id, "--", "sleep", "4321"], env=cli_env)
+    try:
+        deadline = time.monotonic() + 20
+        while sh(sandbox_id, "pgrep -c -x sleep || true")["stdout"].strip() != "1":
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+        running.send_signal(signal.SIGINT)
+        assert running.wait(10) == 130
+    finally:
+        running.kill()
+        running.wait()
+    deadline = time.monotonic() + 10
+    while sh(sandbox_id, "pgrep -c -x sleep || true")["stdout"].strip() != "0":
+        assert time.monotonic() < deadline, "the command outlived the interrupted exec"
+        time.sleep(0.05)
 
 
 def test_missing_sandbox_exits_3_with_a_clear_message(sandboxd: Run) -> None:
