@@ -16,7 +16,7 @@ from sandboxd.client._tar import iter_tar
 
 CHUNK = 256 * 1024
 
-Data = bytes | bytearray | memoryview | str | IO[bytes] | Iterable[bytes]
+Data = bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes] | Iterable[bytes]
 AsyncData = Data | AsyncIterable[bytes]
 Progress = Callable[[int], None]
 
@@ -29,6 +29,11 @@ def _split(data: bytes) -> Iterator[bytes]:
 def _read_file(f: IO[bytes]) -> Iterator[bytes]:
     while chunk := f.read(CHUNK):
         yield chunk
+
+
+def _read_path(path: os.PathLike[str]) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        yield from _read_file(f)
 
 
 def _seekable(f: IO[bytes]) -> bool:
@@ -45,6 +50,10 @@ def sources(data: Data) -> Callable[[], Iterator[bytes]] | Iterator[bytes]:
     if isinstance(data, bytes | bytearray | memoryview):
         whole = bytes(data)
         return lambda: _split(whole)
+    if isinstance(data, os.PathLike):
+        # A Path is a local file to send (a str is always content, never a file name).
+        path = data
+        return lambda: _read_path(path)
     if hasattr(data, "read"):
         f: IO[bytes] = data  # type: ignore[assignment]
         if _seekable(f):

@@ -386,10 +386,11 @@ class Files:
     ) -> FileInfo:
         """Write (or replace) a file, creating its parent directories.
 
-        ``data`` is bytes, text (written as UTF-8), a binary file object or an
-        iterable of byte chunks; files and iterables are streamed, never read whole.
+        ``data`` is bytes, text (written as UTF-8), a local ``Path``, a binary file
+        object or an iterable of byte chunks; files and iterables are streamed,
+        never read whole.
         ``mode`` is 0o644 or "0644" style (default 0644). Retried on connection
-        failures when the data can be sent again (bytes, text, seekable files).
+        failures when the data can be sent again (bytes, text, paths, seekable files).
 
         Raises:
             PermissionDenied: the sandbox user may not write there.

@@ -265,3 +265,14 @@ def test_admin_calls(client: Client, fake: FakeDaemon) -> None:
     client.audit.query(sandbox_id=SANDBOX_ID, limit=5)
     assert dict(fake.requests[-1].url.params) == {"sandbox_id": SANDBOX_ID, "limit": "5"}
     assert client.audit.verify().checked == 10
+
+
+def test_write_a_local_path_streams_the_file(client: Client, fake: FakeDaemon, tmp_path: Path) -> None:
+    fake.on("PUT", f"{BASE}/files/content", {"name": "p", "type": "file", "size": 5})
+    source = tmp_path / "p"
+    source.write_bytes(b"12345")
+    client.sandboxes.get(SANDBOX_ID).files.write("p", source)
+    assert fake.bodies[-1] == b"12345"
+    # A str is content, never a file name.
+    client.sandboxes.get(SANDBOX_ID).files.write("p", str(source))
+    assert fake.bodies[-1] == str(source).encode()
