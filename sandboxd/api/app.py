@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from sandboxd.api.errors import install_error_handlers
 from sandboxd.api.limits import BodyLimitMiddleware
-from sandboxd.api.routes import admin, audit, exec, files, health, sandboxes
+from sandboxd.api.routes import admin, audit, exec, files, health, sandboxes, terminal
 from sandboxd.config import Settings
 from sandboxd.daemon import Daemon
 from sandboxd.mcp import McpEndpoint
@@ -50,7 +50,7 @@ def create_app(
         streamed_suffixes=files.STREAMED_SUFFIXES,
         prefix_limits={"/mcp": settings.mcp_max_request_bytes},
     )
-    for module in (health, sandboxes, exec, files, admin, audit):
+    for module in (health, sandboxes, exec, files, terminal, admin, audit):
         app.include_router(module.router)
     mcp.mount(app)
     return app

@@ -16,6 +16,8 @@ from sandboxd.config import Settings
 from sandboxd.errors import InvalidRequest, SandboxUnavailable
 from sandboxd.models import ExecRequest, StartProcess
 from sandboxd.runtime.agent_types import ExecChunk, ExecResult
+from sandboxd.runtime.base import SOCKET_NAME
+from sandboxd.runtime.pty import PtyChannel, open_pty
 from sandboxd.service.audit import AuditLog
 from sandboxd.service.sandboxes import SandboxService
 from sandboxd.service.tenants import Principal
@@ -91,6 +93,28 @@ class ExecService:
         summary = {"argv": _argv_summary(argv), "cwd": req.cwd, "timeout_s": options["timeout"], "stream": True}
         self._audit.record(principal, "exec", sandbox_id=record.id, args=summary, result="started")
         return agent.exec_stream(argv, **options)
+
+    # --- interactive terminals ---------------------------------------------------------------
+
+    async def open_terminal(
+        self,
+        principal: Principal,
+        sandbox_id: str,
+        *,
+        command: str | None = None,
+        rows: int = 24,
+        cols: int = 80,
+        term: str = "xterm-256color",
+    ) -> PtyChannel:
+        if not (1 <= rows <= 1000 and 1 <= cols <= 1000):
+            raise InvalidRequest("rows and cols must be between 1 and 1000")
+        record, _ = await self._sandboxes.agent_for(principal, sandbox_id)
+        request: dict[str, Any] = {"rows": rows, "cols": cols, "term": term}
+        if command:
+            request["argv"] = ["bash", "-lc", command]
+        channel = await open_pty(self._settings.socket_root / record.id / SOCKET_NAME, request)
+        self._audit.record(principal, "terminal.open", sandbox_id=record.id, args={"command": command or "login shell"})
+        return channel
 
     # --- background processes ----------------------------------------------------------------
 

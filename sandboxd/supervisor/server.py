@@ -48,6 +48,14 @@ is_a_directory, not_a_directory, permission_denied, internal.
     GET    /files/archive?path=DIR      a tar stream of DIR's contents
     PUT    /files/archive?path=DIR      a tar (or tar.gz) body, extracted into DIR -> {"extracted": n}
 
+    POST /pty                           {"argv"? (default: a login shell), "cwd"?, "env"?, "rows",
+                                         "cols", "term"?} -> 101 Switching Protocols, then the
+                                        connection carries frames both ways: 1 type byte, a 4-byte
+                                        big-endian length, the payload. Client to us: "d" input
+                                        bytes, "r" resize (rows, cols as two big-endian uint16),
+                                        "k" hang up. Us to client: "d" terminal output, then one
+                                        "x" with {"exit_code", "signal"} as JSON when the shell ends.
+
 Semantics worth knowing:
 - Relative paths and cwds are relative to --root-cwd. Paths with NUL bytes are refused.
 - A command runs in its own session, tagged with SANDBOXD_EXEC_ID in its environment.
@@ -74,6 +82,7 @@ import base64
 import binascii
 import ctypes
 import errno
+import fcntl
 import json
 import os
 import secrets
@@ -83,8 +92,10 @@ import signal
 import socket
 import socketserver
 import stat
+import struct
 import sys
 import tarfile
+import termios
 import threading
 import time
 import traceback
@@ -245,19 +256,35 @@ class Reaper:
     def start(self) -> None:
         threading.Thread(target=self._run, name="reaper", daemon=True).start()
 
-    def spawn(self, argv: list[str], cwd: str, env: dict[str, str], marker: str, stdin: bool) -> Child:
+    def spawn(
+        self, argv: list[str], cwd: str, env: dict[str, str], marker: str, stdin: bool, tty: int | None = None
+    ) -> Child:
         with self._lock:
-            popen = Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=PIPE if stdin else DEVNULL,
-                stdout=PIPE,
-                stderr=PIPE,
-                bufsize=0,
-                start_new_session=True,
-                close_fds=True,
-            )
+            if tty is None:
+                popen = Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=PIPE if stdin else DEVNULL,
+                    stdout=PIPE,
+                    stderr=PIPE,
+                    bufsize=0,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            else:
+                popen = Popen(
+                    argv,
+                    cwd=cwd,
+                    env=env,
+                    stdin=tty,
+                    stdout=tty,
+                    stderr=tty,
+                    bufsize=0,
+                    start_new_session=True,
+                    close_fds=True,
+                    preexec_fn=_take_controlling_terminal,
+                )
             child = Child(popen, marker)
             self._children[child.pid] = child
             self._generation += 1
@@ -1145,6 +1172,106 @@ _REASONS = {200: "OK", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 413:
             422: "Unprocessable Entity", 500: "Internal Server Error"}
 
 
+# --- terminals ----------------------------------------------------------------------------------
+
+
+def _take_controlling_terminal() -> None:
+    """In the child, before exec: make the pty (already on fd 0) our controlling terminal, so
+    Ctrl-C typed into it reaches the foreground job as SIGINT, as in any terminal."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def set_window_size(fd: int, rows: int, cols: int) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
+def _window(value: Any, name: str, default: int) -> int:
+    if value is None:
+        return default
+    if not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ApiError("invalid_request", f"{name} must be an integer from 1 to 1000")
+    return value
+
+
+def pty_frame(kind: bytes, payload: bytes) -> bytes:
+    return kind + struct.pack(">I", len(payload)) + payload
+
+
+class PtyRequest:
+    def __init__(self, body: dict[str, Any], root: str) -> None:
+        _reject_unknown(body, {"argv", "cwd", "env", "rows", "cols", "term"})
+        if body.get("argv") is None:
+            body = {**body, "argv": ["bash", "-l"] if shutil.which("bash") else ["sh", "-l"]}
+        self.command = CommandSpec(body, root)
+        self.rows = _window(body.get("rows"), "rows", 24)
+        self.cols = _window(body.get("cols"), "cols", 80)
+        term = body.get("term") or "xterm-256color"
+        if not isinstance(term, str) or not term.replace("-", "").isalnum():
+            raise ApiError("invalid_request", "term must be a terminal name such as xterm-256color")
+        self.command.env["TERM"] = term
+
+
+def serve_terminal(child: Child, master: int, rfile: Any, wfile: Any) -> None:
+    """Shuttle bytes between the client and the pty until the shell ends or the client leaves."""
+    send_lock = threading.Lock()
+
+    def send(kind: bytes, payload: bytes) -> None:
+        with send_lock:
+            wfile.write(pty_frame(kind, payload))
+            wfile.flush()
+
+    def from_client() -> None:
+        try:
+            while True:
+                head = rfile.read(5)
+                if len(head) < 5:
+                    break
+                kind, size = head[:1], struct.unpack(">I", head[1:])[0]
+                payload = rfile.read(size) if size else b""
+                if len(payload) < size or kind == b"k":
+                    break
+                if kind == b"d":
+                    view = memoryview(payload)
+                    while view:
+                        view = view[os.write(master, view) :]
+                elif kind == b"r" and size == 4:
+                    rows, cols = struct.unpack(">HH", payload)
+                    if rows and cols:
+                        set_window_size(master, rows, cols)
+        except (OSError, ValueError):
+            pass
+        child.kill_tree()  # the client hung up: nobody is left to type into this shell
+
+    threading.Thread(target=from_client, name="pty-input", daemon=True).start()
+    try:
+        while True:
+            ready, _, _ = select.select([master, child.exit_r], [], [], 1.0)
+            if master in ready:
+                try:
+                    data = os.read(master, CHUNK)
+                except OSError:  # EIO: every process holding the terminal is gone
+                    data = b""
+                if not data:
+                    break
+                send(b"d", data)
+            elif child.exit_r in ready:
+                # The shell ended; pass on what it wrote last, then stop.
+                while select.select([master], [], [], 0.05)[0]:
+                    try:
+                        data = os.read(master, CHUNK)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        break
+                    send(b"d", data)
+                break
+        child.kill_tree()
+        child.exited.wait(10)
+        send(b"x", json.dumps({"exit_code": child.exit_code, "signal": child.signal}).encode())
+    except OSError:
+        child.kill_tree()
+
+
 class Supervisor:
     """What the request handlers share: the reaper, the process table and the root directory."""
 
@@ -1365,6 +1492,29 @@ class Handler(BaseHTTPRequestHandler):
         self._send_chunk(json.dumps({"exit": result}, separators=(",", ":")).encode() + b"\n")
         self._end_chunked()
 
+    def pty(self) -> None:
+        req = PtyRequest(self._json(), self.app.root)
+        spec = req.command
+        master, slave = os.openpty()
+        try:
+            set_window_size(slave, req.rows, req.cols)
+            child = self.app.reaper.spawn(spec.argv, spec.cwd, spec.env, spec.marker, stdin=False, tty=slave)
+        except OSError as exc:
+            os.close(master)
+            code, message = _unrunnable(spec.argv[0], spec.env, exc)
+            raise ApiError("not_found" if code == 127 else "invalid_request", message.decode().strip()) from None
+        finally:
+            os.close(slave)
+        self.started = True
+        self.close_connection = True
+        try:
+            self.wfile.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: sandboxd-pty\r\nConnection: Upgrade\r\n\r\n")
+            self.wfile.flush()
+            serve_terminal(child, master, self.rfile, self.wfile)
+        finally:
+            os.close(master)
+            child.close_exit_pipe()
+
     # background processes ------------------------------------------------------------------------
 
     def process_start(self) -> None:
@@ -1469,6 +1619,7 @@ _ROUTES: dict[tuple[str, str], Callable[[Handler], None]] = {
     ("GET", "/health"): Handler.health,
     ("POST", "/exec"): Handler.exec,
     ("POST", "/exec/stream"): Handler.exec_stream,
+    ("POST", "/pty"): Handler.pty,
     ("POST", "/processes"): Handler.process_start,
     ("GET", "/processes"): Handler.process_list,
     ("GET", "/files/content"): Handler.file_read,
