@@ -15,8 +15,12 @@ from sandboxd.ids import new_id
 from sandboxd.runtime.base import Runtime
 from sandboxd.service.audit import AuditLog
 from sandboxd.service.exec import ExecService
+from sandboxd.service.changes import ChangeService
 from sandboxd.service.files import FileService
+from sandboxd.service.lifecycle import Lifecycle
+from sandboxd.service.portability import Portability
 from sandboxd.service.sandboxes import SandboxService
+from sandboxd.service.snapshots import SnapshotService
 from sandboxd.service.tenants import TenantService
 from sandboxd.store import Store
 
@@ -31,6 +35,10 @@ class Daemon:
     sandboxes: SandboxService
     exec: ExecService
     files: FileService
+    snapshots: SnapshotService
+    lifecycle: Lifecycle
+    portability: Portability
+    changes: ChangeService
     instance_id: str
     # The admin key generated on this start, shown once by `serve`; None when it already existed.
     new_admin_key: str | None = None
@@ -53,6 +61,7 @@ class Daemon:
         audit = AuditLog(store)
         tenants = TenantService(store, audit)
         sandboxes = SandboxService(settings, store, runtime, audit)
+        snapshots = SnapshotService(store, runtime, sandboxes, audit)
         return cls(
             settings=settings,
             store=store,
@@ -62,6 +71,10 @@ class Daemon:
             sandboxes=sandboxes,
             exec=ExecService(settings, sandboxes, audit),
             files=FileService(sandboxes, audit, settings.max_upload_bytes),
+            snapshots=snapshots,
+            lifecycle=Lifecycle(store, runtime, sandboxes, snapshots, audit, instance_id=instance_id),
+            portability=Portability(store, runtime, snapshots, audit, spool_dir=settings.data_dir / "spool"),
+            changes=ChangeService(runtime, sandboxes, snapshots, audit),
             instance_id=instance_id,
         )
 
@@ -69,9 +82,13 @@ class Daemon:
         """First-start bootstrap, then reconcile with the engine; returns what reconciliation did."""
         api_key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
         self.new_admin_key = self.tenants.bootstrap(api_key)
-        return await self.sandboxes.reconcile()
+        reconciled = await self.sandboxes.reconcile()
+        # Finishes interrupted snapshots, hibernations and restores, then starts the idle reaper.
+        reconciled.update(await self.lifecycle.start())
+        return reconciled
 
     async def close(self) -> None:
+        await self.lifecycle.stop()
         await self.sandboxes.close()
         await self.runtime.close()
         self.store.close()
