@@ -352,6 +352,16 @@ def _exec(args: argparse.Namespace) -> int:
     return EXIT_FAILED
 
 
+def _shell(args: argparse.Namespace) -> int:
+    from sandboxd.client._http import resolve
+    from sandboxd.terminal import run_shell
+
+    url, api_key = resolve(args.url, None)
+    if not api_key:
+        raise Unauthenticated("no API key: set SANDBOXD_API_KEY")
+    return run_shell(url, api_key, args.id, command=args.command)
+
+
 # --- cp --------------------------------------------------------------------------------------
 
 
@@ -573,6 +583,16 @@ def _add_sandbox_commands(commands: argparse._SubParsersAction[argparse.Argument
     exec_.add_argument("-i", "--interactive", action="store_true", help="send this program's stdin to the command")
     exec_.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
     exec_.set_defaults(func=_exec, trailing_argv=True)
+
+    shell = commands.add_parser(
+        "shell",
+        help="an interactive terminal in a sandbox (like ssh); exits with the shell's status",
+        description="Opens a login shell (or runs -c COMMAND) on a terminal inside the sandbox. "
+        "Keys go through untouched: Ctrl-C interrupts the command in the sandbox, Ctrl-D or `exit` leaves.",
+    )
+    shell.add_argument("id")
+    shell.add_argument("-c", dest="command", metavar="COMMAND", help="run this instead of a login shell")
+    shell.set_defaults(func=_shell)
 
     cp = commands.add_parser(
         "cp",
