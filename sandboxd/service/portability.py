@@ -217,6 +217,8 @@ def verify_archive(file: IO[bytes], length: int) -> tuple[dict[str, Any], Part]:
     Raises:
         InvalidRequest: saying what is wrong, for every way the file can be damaged.
     """
+    if length == 0:
+        raise InvalidRequest("the upload is empty: send an exported snapshot file as the request body")
     file.seek(0)
     members: dict[str, Part] = {}
     try:
