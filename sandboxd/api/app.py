@@ -9,7 +9,8 @@ from fastapi import FastAPI
 
 from sandboxd.api.errors import install_error_handlers
 from sandboxd.api.limits import BodyLimitMiddleware
-from sandboxd.api.routes import admin, audit, exec, files, health, sandboxes, terminal
+from sandboxd.api.activity import ActivityMiddleware
+from sandboxd.api.routes import admin, audit, exec, files, health, sandboxes, snapshots, terminal
 from sandboxd.config import Settings
 from sandboxd.daemon import Daemon
 from sandboxd.mcp import McpEndpoint
@@ -47,10 +48,11 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_request_bytes,
-        streamed_suffixes=files.STREAMED_SUFFIXES,
+        streamed_suffixes=files.STREAMED_SUFFIXES + snapshots.STREAMED_SUFFIXES,
         prefix_limits={"/mcp": settings.mcp_max_request_bytes},
     )
-    for module in (health, sandboxes, exec, files, terminal, admin, audit):
+    app.add_middleware(ActivityMiddleware)
+    for module in (health, sandboxes, exec, files, terminal, admin, audit, snapshots):
         app.include_router(module.router)
     mcp.mount(app)
     return app

@@ -154,16 +154,25 @@ class SandboxService:
         return path
 
     async def _wait_for_supervisor(self, record: SandboxRecord) -> None:
+        """Poll until the supervisor answers; a container that dies meanwhile fails fast.
+
+        The socket file appearing is the cheap signal; the engine is asked about the
+        container only every quarter second, since each inspect costs a round trip.
+        """
         deadline = time.monotonic() + self._settings.supervisor_start_timeout_s
         agent = self._agent(record.id)
-        delay = 0.002
+        socket_path = self._settings.socket_root / record.id / SOCKET_NAME
+        next_inspect = time.monotonic() + 0.25
         while True:
-            try:
-                await agent.health()
-                return
-            except SandboxUnavailable:
-                pass
-            if record.container_id:
+            if socket_path.exists():
+                try:
+                    await agent.health()
+                    return
+                except SandboxUnavailable:
+                    pass
+            now = time.monotonic()
+            if record.container_id and now >= next_inspect:
+                next_inspect = now + 0.25
                 info = await self._runtime.inspect(record.container_id)
                 if info is None or info.status in ("exited", "dead"):
                     reason = "out of memory" if info and info.oom_killed else f"exit code {info.exit_code if info else '?'}"
@@ -171,12 +180,11 @@ class SandboxService:
                         f"sandbox {record.id} stopped while starting ({reason}); its image must provide python3 "
                         ">= 3.11 for the sandbox supervisor"
                     )
-            if time.monotonic() > deadline:
+            if now > deadline:
                 raise SandboxUnavailable(
                     f"sandbox {record.id} did not become ready within {self._settings.supervisor_start_timeout_s:g}s"
                 )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            await asyncio.sleep(0.003)
 
     async def _discard(self, record: SandboxRecord) -> None:
         """Undo a create that did not finish; never raises, so the original error reaches the caller."""

@@ -35,6 +35,7 @@ class FakeRuntime:
             raise SandboxUnavailable("engine said no")
         cid = f"c{len(self.specs)}"
         self.specs[cid] = spec
+        (spec.socket_dir / "sock").touch()  # where a real supervisor would listen
         self.containers[cid] = ContainerInfo(id=cid, sandbox_id=spec.sandbox_id, status="running")
         return cid
 
