@@ -32,8 +32,11 @@ __all__ = [
     "SNAPSHOT_STATES",
     "ApiKey",
     "AuditRecord",
+    "EgressLogRecord",
     "LifecycleDefaults",
+    "SandboxEgress",
     "SandboxRecord",
+    "SecretRecord",
     "SnapshotRecord",
     "Store",
     "Tenant",
@@ -136,6 +139,62 @@ _MIGRATIONS: Final[tuple[str, ...]] = (
         updated_at      REAL NOT NULL
     );
     """,
+    # 3: egress (sandboxd.egress): per-sandbox policy, address and placeholders, tenant
+    # default policies, sealed secrets, and the ingested egress audit.
+    """
+    CREATE TABLE sandbox_egress (
+        sandbox_id   TEXT PRIMARY KEY,
+        tenant_id    TEXT NOT NULL,
+        policy       TEXT,
+        ip           TEXT,
+        attached_at  REAL,
+        updated_at   REAL NOT NULL
+    );
+    CREATE INDEX sandbox_egress_by_tenant ON sandbox_egress (tenant_id);
+    CREATE TABLE sandbox_secrets (
+        sandbox_id   TEXT NOT NULL,
+        name         TEXT NOT NULL,
+        placeholder  TEXT NOT NULL,
+        PRIMARY KEY (sandbox_id, name)
+    );
+    CREATE TABLE tenant_egress (
+        tenant_id   TEXT PRIMARY KEY REFERENCES tenants(id),
+        policy      TEXT NOT NULL,
+        updated_at  REAL NOT NULL
+    );
+    CREATE TABLE secrets (
+        tenant_id       TEXT NOT NULL REFERENCES tenants(id),
+        name            TEXT NOT NULL,
+        sealed          BLOB NOT NULL,
+        hosts           TEXT NOT NULL,
+        inject          TEXT,
+        allow_in_body   INTEGER NOT NULL,
+        allow_in_query  INTEGER NOT NULL,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL,
+        PRIMARY KEY (tenant_id, name)
+    );
+    CREATE TABLE egress_log (
+        id           INTEGER PRIMARY KEY,
+        ts           REAL NOT NULL,
+        sandbox_id   TEXT,
+        tenant_id    TEXT,
+        client_ip    TEXT,
+        method       TEXT,
+        scheme       TEXT,
+        host         TEXT,
+        port         INTEGER,
+        path         TEXT,
+        status       INTEGER,
+        bytes_out    INTEGER NOT NULL,
+        bytes_in     INTEGER NOT NULL,
+        duration_ms  REAL,
+        secrets      TEXT NOT NULL,
+        blocked      INTEGER NOT NULL,
+        reason       TEXT
+    );
+    CREATE INDEX egress_log_by_sandbox ON egress_log (sandbox_id, id);
+    """,
 )
 
 
@@ -207,6 +266,62 @@ class LifecycleDefaults:
     idle_action: str | None
     max_lifetime_s: int | None
     updated_at: float
+
+
+# --- egress (sandboxd.egress) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxEgress:
+    """A sandbox's egress identity: its policy (None: the tenant default) and network address."""
+
+    sandbox_id: str
+    tenant_id: str
+    policy: list[dict[str, Any]] | None
+    # Its address on the sandbox network while it has a container there; None otherwise.
+    ip: str | None
+    attached_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SecretRecord:
+    tenant_id: str
+    name: str
+    # The value, sealed with the daemon's secrets key (sandboxd.egress.keys.SecretBox).
+    sealed: bytes
+    hosts: list[str]
+    inject: dict[str, Any] | None
+    allow_in_body: bool
+    allow_in_query: bool
+    created_at: float
+    updated_at: float
+
+    def __repr__(self) -> str:
+        return f"SecretRecord(tenant_id={self.tenant_id!r}, name={self.name!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class EgressLogRecord:
+    """One request a sandbox sent through the egress proxy (``egress_proxy.audit``'s line format)."""
+
+    id: int | None
+    ts: float
+    sandbox_id: str | None
+    tenant_id: str | None
+    client_ip: str | None
+    method: str | None
+    scheme: str | None
+    host: str | None
+    port: int | None
+    path: str | None
+    status: int | None
+    bytes_out: int
+    bytes_in: int
+    duration_ms: float | None
+    secrets: list[str]
+    blocked: bool
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -676,6 +791,194 @@ class Store:
         except sqlite3.IntegrityError as exc:
             raise _integrity_error(exc, "lifecycle defaults", defaults.tenant_id) from exc
 
+    # -- egress ----------------------------------------------------------------
+
+    def insert_sandbox_egress(self, row: SandboxEgress, placeholders: Mapping[str, str]) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sandbox_egress (sandbox_id, tenant_id, policy, ip, attached_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (row.sandbox_id, row.tenant_id, _policy_json(row.policy), row.ip, row.attached_at, row.updated_at),
+            )
+            db.executemany(
+                "INSERT INTO sandbox_secrets (sandbox_id, name, placeholder) VALUES (?, ?, ?)",
+                [(row.sandbox_id, name, placeholder) for name, placeholder in placeholders.items()],
+            )
+
+    def get_sandbox_egress(self, sandbox_id: str) -> SandboxEgress | None:
+        row = self._one(f"SELECT {_EGRESS_COLUMNS} FROM sandbox_egress WHERE sandbox_id = ?", (sandbox_id,))
+        return _sandbox_egress(row) if row else None
+
+    def list_sandbox_egress(self, *, attached: bool | None = None, tenant_id: str | None = None) -> list[SandboxEgress]:
+        where, params = [], []
+        if attached is not None:
+            where.append("ip IS NOT NULL" if attached else "ip IS NULL")
+        if tenant_id is not None:
+            where.append("tenant_id = ?")
+            params.append(tenant_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._all(f"SELECT {_EGRESS_COLUMNS} FROM sandbox_egress{clause} ORDER BY sandbox_id", params)
+        return [_sandbox_egress(row) for row in rows]
+
+    def set_sandbox_policy(self, sandbox_id: str, policy: list[dict[str, Any]] | None, at: float) -> SandboxEgress:
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE sandbox_egress SET policy = ?, updated_at = ? WHERE sandbox_id = ?",
+                (_policy_json(policy), at, sandbox_id),
+            ).rowcount
+        if not changed:
+            raise NotFound(f"no egress settings for sandbox {sandbox_id}")
+        found = self.get_sandbox_egress(sandbox_id)
+        assert found is not None
+        return found
+
+    def set_sandbox_ip(self, sandbox_id: str, ip: str | None, at: float) -> None:
+        """Record the sandbox's address on the sandbox network (None when it has none)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE sandbox_egress SET ip = ?, attached_at = ?, updated_at = ? WHERE sandbox_id = ?",
+                (ip, at if ip else None, at, sandbox_id),
+            )
+
+    def delete_sandbox_egress(self, sandbox_id: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM sandbox_egress WHERE sandbox_id = ?", (sandbox_id,))
+            db.execute("DELETE FROM sandbox_secrets WHERE sandbox_id = ?", (sandbox_id,))
+
+    def sandbox_placeholders(self, sandbox_id: str) -> dict[str, str]:
+        rows = self._all(
+            "SELECT name, placeholder FROM sandbox_secrets WHERE sandbox_id = ? ORDER BY name", (sandbox_id,)
+        )
+        return dict(rows)
+
+    def attached_placeholders(self) -> dict[str, dict[str, str]]:
+        """Sandbox id -> secret name -> placeholder, for every sandbox with an address."""
+        rows = self._all(
+            "SELECT s.sandbox_id, s.name, s.placeholder FROM sandbox_secrets s"
+            " JOIN sandbox_egress e ON e.sandbox_id = s.sandbox_id WHERE e.ip IS NOT NULL ORDER BY s.name",
+            (),
+        )
+        found: dict[str, dict[str, str]] = {}
+        for sandbox_id, name, placeholder in rows:
+            found.setdefault(sandbox_id, {})[name] = placeholder
+        return found
+
+    def replace_placeholders(self, sandbox_id: str, placeholders: Mapping[str, str]) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM sandbox_secrets WHERE sandbox_id = ?", (sandbox_id,))
+            db.executemany(
+                "INSERT INTO sandbox_secrets (sandbox_id, name, placeholder) VALUES (?, ?, ?)",
+                [(sandbox_id, name, placeholder) for name, placeholder in placeholders.items()],
+            )
+
+    def get_tenant_egress_policy(self, tenant_id: str) -> list[dict[str, Any]] | None:
+        row = self._one("SELECT policy FROM tenant_egress WHERE tenant_id = ?", (tenant_id,))
+        return json.loads(row[0]) if row else None
+
+    def tenant_egress_policies(self) -> dict[str, list[dict[str, Any]]]:
+        return {tenant: json.loads(policy) for tenant, policy in self._all("SELECT tenant_id, policy FROM tenant_egress", ())}
+
+    def set_tenant_egress_policy(self, tenant_id: str, policy: list[dict[str, Any]], at: float) -> None:
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO tenant_egress (tenant_id, policy, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (tenant_id) DO UPDATE SET policy = excluded.policy, updated_at = excluded.updated_at",
+                    (tenant_id, _policy_json(policy), at),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise _integrity_error(exc, "egress policy", tenant_id) from exc
+
+    def put_secret(self, secret: SecretRecord) -> bool:
+        """Insert or replace a secret (keeping its creation time); True when it is new."""
+        try:
+            with self._tx() as db:
+                existed = db.execute(
+                    "SELECT 1 FROM secrets WHERE tenant_id = ? AND name = ?", (secret.tenant_id, secret.name)
+                ).fetchone()
+                db.execute(
+                    "INSERT INTO secrets (tenant_id, name, sealed, hosts, inject, allow_in_body, allow_in_query,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (tenant_id, name) DO UPDATE SET sealed = excluded.sealed, hosts = excluded.hosts,"
+                    " inject = excluded.inject, allow_in_body = excluded.allow_in_body,"
+                    " allow_in_query = excluded.allow_in_query, updated_at = excluded.updated_at",
+                    (
+                        secret.tenant_id,
+                        secret.name,
+                        secret.sealed,
+                        _to_json(secret.hosts),
+                        None if secret.inject is None else _to_json(secret.inject),
+                        int(secret.allow_in_body),
+                        int(secret.allow_in_query),
+                        secret.created_at,
+                        secret.updated_at,
+                    ),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise _integrity_error(exc, "secret", secret.tenant_id) from exc
+        return existed is None
+
+    def get_secret(self, tenant_id: str, name: str) -> SecretRecord | None:
+        row = self._one(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE tenant_id = ? AND name = ?", (tenant_id, name))
+        return _secret(row) if row else None
+
+    def list_secrets(self, tenant_id: str | None = None) -> list[SecretRecord]:
+        if tenant_id is None:
+            rows = self._all(f"SELECT {_SECRET_COLUMNS} FROM secrets ORDER BY tenant_id, name", ())
+        else:
+            rows = self._all(f"SELECT {_SECRET_COLUMNS} FROM secrets WHERE tenant_id = ? ORDER BY name", (tenant_id,))
+        return [_secret(row) for row in rows]
+
+    def delete_secret(self, tenant_id: str, name: str) -> bool:
+        with self._tx() as db:
+            return db.execute("DELETE FROM secrets WHERE tenant_id = ? AND name = ?", (tenant_id, name)).rowcount > 0
+
+    def append_egress_log(self, records: list[EgressLogRecord], position_key: str, position: str) -> None:
+        """Insert records and move the reader's position in one transaction: each line lands exactly once."""
+        with self._tx() as db:
+            db.executemany(
+                f"INSERT INTO egress_log ({_EGRESS_LOG_FIELDS}) VALUES ({', '.join('?' * 16)})",
+                [
+                    (r.ts, r.sandbox_id, r.tenant_id, r.client_ip, r.method, r.scheme, r.host, r.port, r.path,
+                     r.status, r.bytes_out, r.bytes_in, r.duration_ms, _to_json(r.secrets), int(r.blocked), r.reason)
+                    for r in records
+                ],
+            )
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (position_key, position),
+            )
+
+    def query_egress_log(
+        self,
+        sandbox_id: str,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        blocked: bool | None = None,
+        host: str | None = None,
+        since: float | None = None,
+    ) -> list[EgressLogRecord]:
+        """Newest first; ``before`` is an id to page back from."""
+        where, params = ["sandbox_id = ?"], [sandbox_id]
+        if before is not None:
+            where.append("id < ?")
+            params.append(before)
+        if blocked is not None:
+            where.append("blocked = ?")
+            params.append(int(blocked))
+        if host is not None:
+            where.append("host = ?")
+            params.append(host)
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(since)
+        rows = self._all(
+            f"SELECT id, {_EGRESS_LOG_FIELDS} FROM egress_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [_egress_log(row) for row in rows]
+
     # -- meta ------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
@@ -836,3 +1139,39 @@ def _snapshot(row: tuple[Any, ...]) -> SnapshotRecord:
         updated_at,
         error,
     )
+
+
+# --- egress rows ------------------------------------------------------------------------------
+
+_EGRESS_COLUMNS: Final = "sandbox_id, tenant_id, policy, ip, attached_at, updated_at"
+_SECRET_COLUMNS: Final = (
+    "tenant_id, name, sealed, hosts, inject, allow_in_body, allow_in_query, created_at, updated_at"
+)
+_EGRESS_LOG_FIELDS: Final = (
+    "ts, sandbox_id, tenant_id, client_ip, method, scheme, host, port, path, status,"
+    " bytes_out, bytes_in, duration_ms, secrets, blocked, reason"
+)
+
+
+def _policy_json(policy: list[dict[str, Any]] | None) -> str | None:
+    return None if policy is None else json.dumps(policy, separators=(",", ":"))
+
+
+def _sandbox_egress(row: tuple[Any, ...]) -> SandboxEgress:
+    sandbox_id, tenant_id, policy, ip, attached_at, updated_at = row
+    return SandboxEgress(sandbox_id, tenant_id, None if policy is None else json.loads(policy), ip, attached_at, updated_at)
+
+
+def _secret(row: tuple[Any, ...]) -> SecretRecord:
+    tenant_id, name, sealed, hosts, inject, body, query, created_at, updated_at = row
+    return SecretRecord(
+        tenant_id, name, bytes(sealed), json.loads(hosts), None if inject is None else json.loads(inject),
+        bool(body), bool(query), created_at, updated_at,
+    )
+
+
+def _egress_log(row: tuple[Any, ...]) -> EgressLogRecord:
+    values = list(row)
+    values[14] = json.loads(values[14])
+    values[15] = bool(values[15])
+    return EgressLogRecord(*values)
