@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import py_compile
 import sys
 import tarfile
@@ -98,6 +99,9 @@ def files_archive(files: dict[str, tuple[bytes, int]]) -> bytes:
 
 
 class DockerRuntime:
+    # Images with this many layers are flattened when committed (see commit).
+    max_layers = 100
+
     def __init__(self, instance_id: str, *, container_runtime: str | None = None, client: Any = None) -> None:
         self._instance_id = instance_id
         self._container_runtime = container_runtime
@@ -250,10 +254,44 @@ class DockerRuntime:
         conf_labels.update(labels, **{LABEL_IMAGE_OWNER: self._instance_id})
 
         def commit() -> ImageInfo:
+            container = self._client.api.inspect_container(container_id)
+            underneath = self._client.api.inspect_image(container["Image"])
+            if len((underneath.get("RootFS") or {}).get("Layers") or ()) >= self.max_layers:
+                return flatten(container)
             result = self._client.api.commit(
                 container_id, repository=repository, tag=tag, conf={"Env": env, "Labels": conf_labels}, pause=True
             )
             return _image_info(self._client.api.inspect_image(result["Id"]))
+
+        def flatten(container: dict[str, Any]) -> ImageInfo:
+            # Each commit adds a layer and overlay2 stacks at most 128: a sandbox hibernated and
+            # woken a hundred times is copied into a single layer instead, its settings kept.
+            config = container.get("Config") or {}
+            values = dict(entry.partition("=")[::2] for entry in config.get("Env") or ())
+            values.update(entry.partition("=")[::2] for entry in env)
+            labels = {**(config.get("Labels") or {}), **conf_labels}
+            changes = [f"ENV {name}={json.dumps(value)}" for name, value in values.items()]
+            changes += [f"LABEL {json.dumps(name)}={json.dumps(value)}" for name, value in labels.items()]
+            if config.get("WorkingDir"):
+                changes.append(f"WORKDIR {config['WorkingDir']}")
+            if config.get("User"):
+                changes.append(f"USER {config['User']}")
+            for instruction in ("Entrypoint", "Cmd"):
+                if config.get(instruction):
+                    changes.append(f"{instruction.upper()} {json.dumps(config[instruction])}")
+            frozen = (container.get("State") or {}).get("Status") == "running"
+            if frozen:
+                self._client.api.pause(container_id)
+            try:
+                stream = self._client.api.export(container_id, chunk_size=1 << 20)
+                result = self._client.api.import_image_from_data(
+                    stream, repository=repository, tag=tag, changes=changes
+                )
+            finally:
+                if frozen:
+                    self._client.api.unpause(container_id)
+            image_id = json.loads(result)["status"] if isinstance(result, str) else result["status"]
+            return _image_info(self._client.api.inspect_image(image_id))
 
         return await self._call(commit)
 

@@ -262,6 +262,13 @@ class SandboxService:
 
     async def report_unavailable(self, record: SandboxRecord) -> SandboxUnavailable:
         """Explain why a sandbox's supervisor did not answer, updating its state if its container died."""
+        fresh = self._store.get_sandbox(record.id)
+        if fresh is not None and fresh.container_id != record.container_id:
+            # Hibernated, restored or woken while the call ran: the container was replaced on purpose.
+            return SandboxUnavailable(
+                f"sandbox {record.id} was hibernated, restored or woken while the call ran (it is {fresh.state} now); "
+                "retry the call"
+            )
         info = await self._runtime.inspect(record.container_id) if record.container_id else None
         if info is None:
             self._store.update_sandbox(record.id, state="failed", error="its container is gone")
