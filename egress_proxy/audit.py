@@ -17,7 +17,8 @@ request inside the tunnel is); refused and failed ones are. No line holds a
 secret value or a placeholder: query values are redacted, placeholders in the
 path become ``{NAME}``, reasons name secrets only.
 
-Each line is flushed as written. If sandboxd rotates the file (rename), the
+Each line is written with one ``write()`` to an ``O_APPEND`` descriptor, so it
+is in the file when the request completes and lines never interleave. If sandboxd rotates the file (rename), the
 proxy reopens the path within a second.
 """
 
@@ -27,8 +28,6 @@ import json
 import logging
 import os
 import time
-from datetime import UTC, datetime
-from typing import IO
 
 from mitmproxy import ctx, http
 from mitmproxy.addonmanager import Loader
@@ -45,7 +44,7 @@ _REOPEN_CHECK_SECONDS = 1.0
 class EgressAudit:
     def __init__(self) -> None:
         self._path = ""
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
         self._checked_at = 0.0
 
     def load(self, loader: Loader) -> None:
@@ -75,37 +74,46 @@ class EgressAudit:
         if record is None or record.audited:
             return
         record.audited = True
-        if self._file is None:
+        if self._fd is None:
             return
-        line = audit_line(flow)
+        data = (_ENCODER.encode(audit_line(flow)) + "\n").encode()
         self._reopen_if_rotated()
         try:
-            self._file.write(json.dumps(line, separators=(",", ":")) + "\n")
-            self._file.flush()
+            # One write() on an O_APPEND descriptor: the line lands whole, and is in
+            # the file (not in a user-space buffer) when the call returns.
+            os.write(self._fd, data)
         except OSError as exc:
             logger.error("cannot write the egress audit to %s: %s", self._path, exc)
 
     def _open(self) -> None:
-        self._file = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the option
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._checked_at = time.monotonic()
 
     def _close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def _reopen_if_rotated(self) -> None:
         now = time.monotonic()
-        if now - self._checked_at < _REOPEN_CHECK_SECONDS or self._file is None:
+        if now - self._checked_at < _REOPEN_CHECK_SECONDS or self._fd is None:
             return
         self._checked_at = now
         try:
             current = os.stat(self._path)
         except FileNotFoundError:
             current = None
-        if current is None or current.st_ino != os.fstat(self._file.fileno()).st_ino:
+        if current is None or current.st_ino != os.fstat(self._fd).st_ino:
             self._close()
             self._open()
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _iso_utc(timestamp: float) -> str:
+    whole = int(timestamp)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((timestamp - whole) * 1000):03d}Z"
 
 
 def audit_line(flow: http.HTTPFlow) -> dict[str, object]:
@@ -128,7 +136,7 @@ def audit_line(flow: http.HTTPFlow) -> dict[str, object]:
         bytes_in = len(response.raw_content or b"") if response is not None else 0
     reason = record.blocked or record.failure or (flow.error.msg if flow.error else None)
     return {
-        "ts": datetime.fromtimestamp(record.started, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "ts": _iso_utc(record.started),
         "sandbox_id": sandbox.sandbox_id if sandbox else None,
         "tenant_id": sandbox.tenant_id if sandbox else None,
         "client_ip": record.client_ip,

@@ -138,7 +138,7 @@ class Policy:
 
 def _fronting(authority: str | None, sni: str | None, host: str, port: int, in_tunnel: bool) -> str | None:
     """Why the names in the request disagree with its destination, or None if they agree."""
-    if authority:
+    if authority and authority != host and authority != f"{host}:{port}":
         named, named_port = url.parse_authority(authority, check=False)
         named = normalize_host(named)
         if named != host or (named_port is not None and named_port != port):

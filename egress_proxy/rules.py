@@ -18,6 +18,7 @@ its method and path.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -33,11 +34,13 @@ class RuleError(ValueError):
     """A rule that cannot be used; the message names the field and what to fix."""
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_host(host: str) -> str:
     """The canonical spelling of a host used for every comparison.
 
     Lower case, no trailing dot, no IPv6 brackets, and IP literals in their
     compressed form, so ``[::1]``, ``0:0::1`` and ``::1`` compare equal.
+    Cached: it runs on every request, and a failed IP parse is not cheap.
     """
     host = host.strip().lower().rstrip(".")
     if host.startswith("[") and host.endswith("]"):

@@ -37,6 +37,7 @@ configuration is invalid) while every other sandbox keeps working.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -76,6 +77,7 @@ class EgressState:
     """Source address -> why its entry was refused (shown in its 403 bodies)."""
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_client_ip(address: str) -> str:
     """Canonical form of a client address; IPv4-mapped IPv6 (dual-stack listeners) becomes IPv4."""
     try:

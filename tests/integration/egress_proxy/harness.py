@@ -9,6 +9,7 @@ the proxy, and serves a few endpoints:
     /echo                the request back: JSON body, Authorization echoed in a header
     /stream              chunked body carrying the Authorization value split across chunks
     /gzip-echo           /echo, gzip-encoded whatever the request asked for
+                         (both take ?pad=N: N bytes of incompressible filler)
     /big?bytes=N         N bytes of filler, written in 1 MiB blocks
 """
 
@@ -108,6 +109,9 @@ class Received:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, each small
+    # response would wait ~40 ms for a delayed ACK.
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:
@@ -131,8 +135,9 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/ok":
             self._send(200, b"ok")
         elif url.path in ("/echo", "/gzip-echo"):
-            echoed = json.dumps({"method": self.command, "path": self.path,
-                                 "headers": received.headers, "body": body.decode("utf-8", "replace")}).encode()
+            pad = os.urandom(int(query.get("pad", ["0"])[0]) // 2).hex()  # incompressible filler
+            echoed = json.dumps({"method": self.command, "path": self.path, "headers": received.headers,
+                                 "body": body.decode("utf-8", "replace"), "pad": pad}).encode()
             extra = {"x-echo-authorization": auth, "content-type": "application/json"}
             if url.path == "/gzip-echo":
                 echoed, extra["content-encoding"] = gzip.compress(echoed), "gzip"
@@ -300,6 +305,12 @@ class ProxyProcess:
                 self.proc.wait()
         self.proc = None
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the proxy process has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self) -> int:
         assert self.proc is not None
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -343,6 +354,3 @@ class RssSampler:
     def growth(self) -> int:
         return self.peak - self.baseline
 
-
-def env_without_proxies() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}

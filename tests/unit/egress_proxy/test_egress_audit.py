@@ -8,6 +8,8 @@ from typing import Any
 from mitmproxy import flow as mflow
 from mitmproxy.proxy.layers.http import HttpRequestHeadersHook
 
+from egress_proxy.audit import _iso_utc
+
 from conftest import PH, SANDBOX_IP, VALUE, Chain, github_secret, make_connect_flow, make_request_flow, sandbox
 
 RULES = [{"action": "allow", "host": "api.github.com"}]
@@ -15,6 +17,11 @@ RULES = [{"action": "allow", "host": "api.github.com"}]
 
 def lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_timestamps_are_utc_with_milliseconds() -> None:
+    assert _iso_utc(0.5) == "1970-01-01T00:00:00.500Z"
+    assert _iso_utc(1700000000.0421) == "2023-11-14T22:13:20.042Z"
 
 
 async def test_allowed_request_line(chain: Chain) -> None:

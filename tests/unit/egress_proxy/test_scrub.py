@@ -28,6 +28,10 @@ def stream_body(flow: http.HTTPFlow, chunks: list[bytes]) -> bytes:
     return out
 
 
+LARGE = {"content-length": str(50 * 2**20)}
+CHUNKED = {"transfer-encoding": "chunked"}
+
+
 def with_secret(chain: Chain) -> None:
     chain.set_state(**{SANDBOX_IP: sandbox(RULES, [github_secret()])})
 
@@ -36,7 +40,7 @@ async def test_headers_and_streamed_body_are_scrubbed_even_for_other_hosts(chain
     with_secret(chain)
     flow = await chain.run(
         make_request_flow("https://api.example.com/echo"),
-        headers={"x-echo": f"Bearer {VALUE}", "content-length": "100"},
+        headers={"x-echo": f"Bearer {VALUE}", **LARGE},
     )
     assert flow.response is not None
     assert flow.response.headers["x-echo"] == f"Bearer {PH}"
@@ -50,7 +54,7 @@ async def test_headers_and_streamed_body_are_scrubbed_even_for_other_hosts(chain
 
 async def test_gzip_response_is_decoded_then_scrubbed(chain: Chain) -> None:
     with_secret(chain)
-    flow = await chain.run(make_request_flow("https://api.github.com/"), headers={"content-encoding": "gzip"})
+    flow = await chain.run(make_request_flow("https://api.github.com/"), headers={"content-encoding": "gzip", **CHUNKED})
     encoded = gzip.compress(b"token=" + VALUE.encode() * 3)
     out = stream_body(flow, [encoded[i:i + 7] for i in range(0, len(encoded), 7)])
     assert out == b"token=" + PH.encode() * 3
@@ -59,7 +63,7 @@ async def test_gzip_response_is_decoded_then_scrubbed(chain: Chain) -> None:
 
 async def test_unknown_encoding_is_not_passed_on(chain: Chain) -> None:
     with_secret(chain)
-    flow = await chain.run(make_request_flow("https://api.github.com/"), headers={"content-encoding": "compress"})
+    flow = await chain.run(make_request_flow("https://api.github.com/"), headers={"content-encoding": "compress", **LARGE})
     assert flow.error is not None
     assert record(flow).failure is not None and "cannot scrub" in record(flow).failure
 
@@ -76,16 +80,40 @@ async def test_http2_response_gets_no_transfer_encoding(chain: Chain) -> None:
     with_secret(chain)
     request = make_request_flow("https://api.github.com/")
     request.request.http_version = "HTTP/2.0"
-    flow = await chain.run(request, headers={"content-length": "3"})
+    flow = await chain.run(request, headers=LARGE)
     assert flow.response is not None
     assert "content-length" not in flow.response.headers and "transfer-encoding" not in flow.response.headers
 
 
-async def test_without_secrets_bodies_stream_through_a_counter(chain: Chain) -> None:
-    flow = await chain.run(make_request_flow("https://api.example.com/"), headers={"content-length": "6"})
-    assert flow.response is not None and flow.response.headers["content-length"] == "6"
+async def test_without_secrets_large_bodies_stream_through_a_counter(chain: Chain) -> None:
+    flow = await chain.run(make_request_flow("https://api.example.com/"), headers=LARGE)
+    assert flow.response is not None and flow.response.headers["content-length"] == LARGE["content-length"]
     assert stream_body(flow, [b"abc", b"def"]) == b"abcdef"
     assert record(flow).response_stream is not None and record(flow).response_stream.bytes_out == 6
+
+
+async def test_small_bodies_are_scrubbed_whole_with_a_correct_length(chain: Chain) -> None:
+    with_secret(chain)
+    body = b'{"echo": "' + VALUE.encode() + b'"}'
+    flow = await chain.run(make_request_flow("https://api.github.com/"), body=body)
+    assert flow.response is not None and not flow.response.stream
+    assert flow.response.content == b'{"echo": "' + PH.encode() + b'"}'
+    assert flow.response.headers["content-length"] == str(len(flow.response.raw_content or b""))
+
+
+async def test_small_compressed_bodies_are_scrubbed_and_stay_compressed(chain: Chain) -> None:
+    with_secret(chain)
+    encoded = gzip.compress(VALUE.encode())
+    flow = await chain.run(make_request_flow("https://api.github.com/"), body=encoded, headers={"content-encoding": "gzip"})
+    assert flow.response is not None and flow.response.headers["content-encoding"] == "gzip"
+    assert gzip.decompress(flow.response.raw_content or b"") == PH.encode()
+
+
+async def test_small_body_in_an_unknown_encoding_is_not_passed_on(chain: Chain) -> None:
+    with_secret(chain)
+    flow = await chain.run(make_request_flow("https://api.github.com/"), body=b"\x1f\x9dxx", headers={"content-encoding": "compress"})
+    assert flow.error is not None
+    assert record(flow).failure is not None and "cannot scrub" in record(flow).failure
 
 
 async def test_proxy_refusals_are_not_streamed(chain: Chain) -> None:
