@@ -133,9 +133,24 @@ class Raw:
         self.images: list[str] = []
 
     def run(self, image: str) -> docker.models.containers.Container:
+        # The limits a sandbox gets by default: a memory limit also caps the page cache, which
+        # decides how much of a large commit is read back from disk.
         return self.client.containers.run(
-            image, ["sleep", "infinity"], detach=True, user="1000", network_mode="none", labels={RAW_LABEL: "yes"}
+            image, ["sleep", "infinity"], detach=True, user="1000", network_mode="none", labels={RAW_LABEL: "yes"},
+            mem_limit="1g", memswap_limit="1g", nano_cpus=10**9, pids_limit=512,
         )
+
+    @staticmethod
+    def exec_when_ready(container) -> None:
+        # The engine may refuse an exec for a moment after unpause returns; sandboxd retries too.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                container.exec_run(["true"])
+                return
+            except docker.errors.APIError:
+                if time.monotonic() > deadline:
+                    raise
 
     def commit(self, container) -> str:
         tag = f"sandboxd-bench-raw:{secrets.token_hex(6)}"
@@ -224,7 +239,7 @@ def pause_latency(daemon: Daemon, raw: Raw, rounds: int = 10) -> None:
     theirs = []
     for _ in range(rounds):
         container.pause()
-        theirs.append(timed(lambda: (container.unpause(), container.exec_run(["true"]))))
+        theirs.append(timed(lambda: (container.unpause(), raw.exec_when_ready(container))))
     report(f"pause -> first exec (median of {rounds})", statistics.median(ours), statistics.median(theirs))
     daemon.client.delete(f"/v1/sandboxes/{sid}")
 

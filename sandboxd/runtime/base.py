@@ -150,3 +150,7 @@ class Runtime(Protocol):
     async def read_archive(self, container_id: str, path: str, consume: Callable[[BinaryIO], T]) -> T:
         """Run ``consume`` in a worker thread on a tar stream of ``path`` in the container."""
         ...
+
+    async def cpu_seconds(self, container_id: str) -> float | None:
+        """CPU time the container's processes have used so far; None when the engine cannot say."""
+        ...

@@ -412,6 +412,32 @@ class DockerRuntime:
 
         return await self._call(read)
 
+    async def cpu_seconds(self, container_id: str) -> float | None:
+        def read() -> float | None:
+            # The cgroup's own counter when this host's cgroup tree is visible (a file read);
+            # otherwise the engine's one-shot stats.
+            for path, scale in (
+                (f"/sys/fs/cgroup/cpuacct/docker/{container_id}/cpuacct.usage", 1e-9),
+                (f"/sys/fs/cgroup/system.slice/docker-{container_id}.scope/cpu.stat", 1e-6),
+                (f"/sys/fs/cgroup/docker/{container_id}/cpu.stat", 1e-6),
+            ):
+                try:
+                    text = Path(path).read_text()
+                except OSError:
+                    continue
+                if path.endswith("cpu.stat"):
+                    fields = dict(line.split() for line in text.splitlines() if " " in line)
+                    return int(fields["usage_usec"]) * scale if "usage_usec" in fields else None
+                return int(text.strip()) * scale
+            try:
+                stats = self._client.api.stats(container_id, stream=False, one_shot=True)
+            except docker.errors.NotFound:
+                return None
+            usage = ((stats.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage")
+            return usage * 1e-9 if usage is not None else None
+
+        return await self._call(read)
+
 
 def _info(attrs: dict[str, Any]) -> ContainerInfo:
     state = attrs.get("State") or {}

@@ -7,7 +7,11 @@ sandbox idle for 30 minutes and never delete anything: hibernation keeps every
 byte and the sandbox wakes at its next call, while a deletion must be asked for.
 
 Idle means no API call on the sandbox (one still running counts as busy for as
-long as it runs), no egress traffic, and no keep-alive for the timeout. The
+long as it runs), no egress traffic, no keep-alive for the timeout, and no work:
+before an idle action the reaper looks at the sandbox's CPU time twice, a pass
+apart, and a sandbox whose processes used more than ``WORKING_CPU_SHARE`` of a
+core meanwhile (a build, a training run started in the background) counts as
+used, so a long-running job is never frozen or stopped for want of API calls. The
 reaper is one background task that looks every ``interval_s``; ``decide`` is the
 pure rule it applies, and every action it takes is audited with its reason.
 
@@ -45,6 +49,8 @@ _AWAKE: Final = frozenset({"running", "paused"})
 # States in which a sandbox is settled enough for the reaper to act on it at all.
 _SETTLED: Final = frozenset({"running", "paused", "stopped", "hibernated", "failed"})
 _ACTIONS_AT_ONCE: Final = 4
+# Share of one core a sandbox's processes must keep using to count as working.
+WORKING_CPU_SHARE: Final = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,8 @@ class Lifecycle:
         self._interval_s = interval_s
         self._gc_interval_s = gc_interval_s
         self._clock = clock
+        # Per sandbox: (when, CPU seconds used by then), the first of the two looks before acting.
+        self._cpu_looks: dict[str, tuple[float, float]] = {}
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
 
@@ -190,7 +198,10 @@ class Lifecycle:
         """One pass over every sandbox: decide, then act (a few at a time). Returns what it did."""
         tenants = {d.tenant_id: d for d in self._store.list_lifecycle_defaults()}
         due: list[tuple[SandboxRecord, Decision]] = []
-        for record in self._store.list_sandboxes():
+        records = self._store.list_sandboxes()
+        for gone in self._cpu_looks.keys() - {r.id for r in records}:
+            del self._cpu_looks[gone]
+        for record in records:
             decision = self._decide(record, tenants.get(record.tenant_id))
             if decision is not None:
                 due.append((record, decision))
@@ -223,6 +234,14 @@ class Lifecycle:
         if again is None or again.action != decision.action:
             return None
         record, decision = fresh, again
+        if decision.reason.startswith("idle") and record.state == "running":
+            working = await self._working(record)
+            if working is None:
+                return None  # looked once; act (or not) after the second look
+            if working:
+                self._sandboxes.touch(record.id)
+                return None
+        self._cpu_looks.pop(record.id, None)
         args = {"reason": decision.reason, "by": "lifecycle policy"}
         try:
             with self._audit.recording(
@@ -239,6 +258,23 @@ class Lifecycle:
             return None
         log.info("lifecycle: %s sandbox %s: %s", decision.action, record.id, decision.reason)
         return record.id, decision
+
+    async def _working(self, record: SandboxRecord) -> bool | None:
+        """Whether the sandbox's processes kept a CPU busy since the last look; None after a first look."""
+        assert record.container_id is not None
+        try:
+            used = await self._runtime.cpu_seconds(record.container_id)
+        except SandboxdError:
+            used = None
+        if used is None:
+            return False  # the engine cannot say: API calls and traffic alone decide
+        now = self._clock()
+        previous = self._cpu_looks.get(record.id)
+        self._cpu_looks[record.id] = (now, used)
+        # A look older than a few passes says nothing about now: look again.
+        if previous is None or now - previous[0] > 5 * self._interval_s + 1 or now <= previous[0]:
+            return None
+        return (used - previous[1]) / (now - previous[0]) > WORKING_CPU_SHARE
 
     async def _loop(self) -> None:
         next_gc = self._clock() + self._gc_interval_s

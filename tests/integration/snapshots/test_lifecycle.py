@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import docker
 import pytest
@@ -94,3 +95,15 @@ def test_tenant_defaults_apply_to_sandboxes_without_their_own(api: Api, tenant_c
             tenant_client.delete(f"/v1/sandboxes/{sid}")
     finally:
         admin.put(f"/v1/tenants/{tenant_id}/lifecycle", json={})
+
+
+def test_a_sandbox_working_in_the_background_is_not_idle(api: Api) -> None:
+    sid = api.create(idle_timeout_s=1)["id"]
+    job = api.ok(api.c.post(f"/v1/sandboxes/{sid}/processes", json={"command": "while :; do :; done"}), 201)
+    # Five timeouts pass with no API call on the sandbox: its CPU use alone keeps it awake.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        assert api.state(sid) == "running", "a background job is long-running work, not idleness"
+        time.sleep(0.2)
+    api.ok(api.c.post(f"/v1/sandboxes/{sid}/processes/{job['id']}/signal", json={"signal": "KILL"}))
+    wait_for(lambda: api.state(sid) == "hibernated", timeout=15, what="hibernation once the job ended")

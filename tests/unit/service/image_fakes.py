@@ -38,6 +38,7 @@ class FakeImageRuntime(FakeRuntime):
         self.commits: list[tuple[str, str, list[str]]] = []
         self.fail_commit = False
         self.written: dict[str, int] = {}  # bytes "written" in each container since its image
+        self.cpu: dict[str, float] = {}  # CPU seconds used; a container missing here cannot say
 
     async def image_exists(self, image: str) -> bool:
         return image in self.image_table
@@ -92,6 +93,9 @@ class FakeImageRuntime(FakeRuntime):
 
     async def changed_paths(self, container_id: str) -> list[PathChange]:
         return []
+
+    async def cpu_seconds(self, container_id: str) -> float | None:
+        return self.cpu.get(container_id)
 
     async def create_stopped(self, image: str) -> str:
         raise NotImplementedError

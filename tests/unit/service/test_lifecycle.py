@@ -141,3 +141,20 @@ async def test_start_and_stop(parts) -> None:
     assert counts["snapshots_removed"] == 0
     await lifecycle.stop()
     await lifecycle.stop()
+
+
+async def test_a_sandbox_using_cpu_is_working_not_idle(parts) -> None:
+    lifecycle, sandboxes, runtime, store, clock = parts
+    worker = await sandboxes.create(ALICE, CreateSandbox(idle_timeout_s=60))
+    sleeper = await sandboxes.create(ALICE, CreateSandbox(idle_timeout_s=60))
+    runtime.cpu[worker.container_id] = 10.0
+    runtime.cpu[sleeper.container_id] = 10.0
+    clock.now += 61
+    assert await lifecycle.run_once() == [], "a first look at the CPU acts on nothing"
+    clock.now += 1
+    runtime.cpu[worker.container_id] += 0.5  # half a core over the last second
+    runtime.cpu[sleeper.container_id] += 0.001
+    acted = await lifecycle.run_once()
+    assert [sid for sid, _ in acted] == [sleeper.id]
+    assert store.get_sandbox(worker.id).state == "running"
+    assert sandboxes.activity.last_active(worker.id) == clock.now, "work restarts the idle clock"
