@@ -427,6 +427,10 @@ class SandboxService:
     async def _wake_from_image(self, record: SandboxRecord) -> SandboxRecord:
         """A new container from the hibernated filesystem; on any failure the sandbox stays asleep, intact."""
         image = images.rootfs_image(record)
+        if not await self._runtime.image_exists(image):
+            error = f"its filesystem image {image} was removed from the engine"
+            self._store.update_sandbox(record.id, state="failed", error=error)
+            raise SandboxUnavailable(f"sandbox {record.id} cannot wake: {error}; delete it and create a new one")
         record = self._store.update_sandbox(record.id, state="waking")
         container_id: str | None = None
         try:

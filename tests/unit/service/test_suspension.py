@@ -71,3 +71,13 @@ async def test_deleting_a_hibernated_sandbox_drops_its_image(parts) -> None:
     await sandboxes.hibernate(ALICE, sandbox.id)
     await sandboxes.delete(ALICE, sandbox.id)
     assert images.hibernation_image(sandbox.id) not in runtime.image_table
+
+
+async def test_a_sandbox_whose_image_was_pruned_fails_clearly(parts) -> None:
+    sandboxes, runtime, store = parts
+    sandbox = await sandboxes.create(ALICE, CreateSandbox())
+    await sandboxes.hibernate(ALICE, sandbox.id)
+    del runtime.image_table[images.hibernation_image(sandbox.id)]
+    with pytest.raises(SandboxUnavailable, match="was removed from the engine"):
+        await sandboxes.agent_for(ALICE, sandbox.id)
+    assert store.get_sandbox(sandbox.id).state == "failed"
