@@ -134,7 +134,13 @@ def audit_line(flow: http.HTTPFlow) -> dict[str, object]:
         bytes_in = record.response_stream.bytes_out
     else:
         bytes_in = len(response.raw_content or b"") if response is not None else 0
-    reason = record.blocked or record.failure or (flow.error.msg if flow.error else None)
+    reason = record.blocked or record.failure or (flow.error.msg if flow.error else None) or record.note
+    if refused or is_connect:
+        bytes_out = 0
+    elif record.request_stream is not None:
+        bytes_out = record.request_stream.bytes_out
+    else:
+        bytes_out = len(request.raw_content or b"")
     return {
         "ts": _iso_utc(record.started),
         "sandbox_id": sandbox.sandbox_id if sandbox else None,
@@ -146,7 +152,7 @@ def audit_line(flow: http.HTTPFlow) -> dict[str, object]:
         "port": record.port or request.port,
         "path": path,
         "status": response.status_code if response is not None else None,
-        "bytes_out": 0 if refused or is_connect else len(request.raw_content or b""),
+        "bytes_out": bytes_out,
         "bytes_in": bytes_in,
         "duration_ms": round((time.time() - record.started) * 1000, 1),
         "secrets": list(record.injected),

@@ -9,7 +9,9 @@ not allow, stops the request with a 403 naming the secret, so the agent learns
 what went wrong and the value never leaves for the wrong place.
 
 Headers and the query are handled in ``requestheaders``; the body in
-``request``, once mitmproxy has read it (request bodies are buffered).
+``request``, once mitmproxy has read it whole. Bodies larger than
+REQUEST_BUFFER_LIMIT (or of unknown length) are streamed instead, unchanged
+(see ``_stream_body``).
 """
 
 from __future__ import annotations
@@ -20,16 +22,26 @@ from mitmproxy import http
 
 from egress_proxy.credentials import Secret
 from egress_proxy.record import EgressRecord, record_of, refuse
+from egress_proxy.scrubbing import ByteCounter, Scrubber, StreamScrubber
 
 
+REQUEST_BUFFER_LIMIT = 1024 * 1024
+"""Request bodies up to this declared length are read whole and checked before anything goes out."""
 _ADVICE = "Secrets are only sent where the sandbox owner configured them to go."
 
 
 class Secrets:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        record = _record_with_secrets(flow)
-        if record is None:
+        record = record_of(flow)
+        if flow.response or record is None or record.sandbox is None:
             return
+        if record.sandbox.secrets and not self._headers_and_query(flow, record):
+            return
+        if _is_large(flow.request):
+            _stream_body(flow, record)
+
+    def _headers_and_query(self, flow: http.HTTPFlow, record: EgressRecord) -> bool:
+        """Place secrets in headers and query; False when the request was refused."""
         secrets = record.sandbox.secrets  # type: ignore[union-attr]
         request = flow.request
         host = record.host
@@ -45,7 +57,7 @@ class Secrets:
         )
         if problem:
             refuse(flow, problem, advice=_ADVICE)
-            return
+            return False
 
         if in_headers:
             request.headers.fields = tuple(
@@ -62,8 +74,13 @@ class Secrets:
         if "accept-encoding" in request.headers:
             # Compressed responses cannot be scrubbed byte by byte; ask for plain ones.
             request.headers["accept-encoding"] = "identity"
+        return True
 
     def request(self, flow: http.HTTPFlow) -> None:
+        streamed = record_of(flow)
+        if streamed is not None and isinstance(streamed.request_stream, StreamScrubber):
+            _streamed_outcome(streamed, streamed.request_stream)
+            return
         record = _record_with_secrets(flow)
         if record is None or not flow.request.raw_content:
             return
@@ -86,7 +103,44 @@ def _record_with_secrets(flow: http.HTTPFlow) -> EgressRecord | None:
     record = record_of(flow)
     if flow.response or record is None or record.sandbox is None or not record.sandbox.secrets:
         return None
+    if record.request_stream is not None:
+        return None  # the body went out as a stream, placed by _stream_body
     return record
+
+
+def _is_large(request: http.Request) -> bool:
+    if "chunked" in request.headers.get("transfer-encoding", "").lower():
+        return True
+    length = request.headers.get("content-length", "")
+    return length.isdigit() and int(length) > REQUEST_BUFFER_LIMIT
+
+
+def _stream_body(flow: http.HTTPFlow, record: EgressRecord) -> None:
+    """Send a large body on as it arrives, byte for byte, watching for placeholders.
+
+    Placing a value would change the body's length, and turning a declared
+    length into a chunked upload breaks servers that need the length (object
+    stores, many API gateways). A stream cannot be refused once its headers are
+    gone either. So placeholders in streamed bodies pass through unreplaced
+    (each is only a random token) and the audit record says so.
+    """
+    secrets = record.sandbox.secrets  # type: ignore[union-attr]
+    if secrets:
+        stream: StreamScrubber | ByteCounter = Scrubber({p: p for p in secrets.by_placeholder}).stream()
+    else:
+        stream = ByteCounter()
+    record.request_stream = flow.request.stream = stream
+
+
+def _streamed_outcome(record: EgressRecord, stream: StreamScrubber) -> None:
+    """After a streamed body (``request`` runs at its end): say which placeholders it carried."""
+    secrets = record.sandbox.secrets  # type: ignore[union-attr]
+    names = sorted(secrets.by_placeholder[p].name for p in stream.found)
+    if names:
+        record.note = (
+            f"the request body (streamed, over {REQUEST_BUFFER_LIMIT // 1024} KiB) carried the placeholder of "
+            f"{', '.join(names)}, passed on unreplaced: secrets are placed only in bodies read whole"
+        )
 
 
 def _wrong_host(found: list[Secret], host: str) -> str | None:

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.25
 
 Signature = tuple[int, int, int] | None
+_NEVER_READ: tuple[int, int, int] = (-1, -1, -1)
 
 
 def file_signature(path: str) -> Signature:
@@ -41,7 +42,7 @@ class StateLoader:
         self._poll_seconds = poll_seconds
         self._path = ""
         self._key: bytes | None = None
-        self._signature: Signature = None
+        self._signature: Signature = _NEVER_READ
         self._task: asyncio.Task[None] | None = None
 
     def load(self, loader: Loader) -> None:
@@ -71,7 +72,7 @@ class StateLoader:
     def reload(self) -> bool:
         """Read the file now if it changed; True when a new state was installed."""
         signature = file_signature(self._path) if self._path else None
-        if signature == self._signature and self._path:
+        if signature == self._signature:
             return False
         state = self._read(signature)
         self._signature = signature

@@ -37,6 +37,9 @@ class EgressRecord:
     """Why the proxy refused the request (the 403 body says the same)."""
     failure: str | None = None
     """Why the request failed without being refused: DNS, upstream errors."""
+    note: str | None = None
+    """Something the audit should say about an allowed request."""
+    request_stream: StreamScrubber | ByteCounter | None = None
     response_stream: StreamScrubber | ByteCounter | None = None
     audited: bool = False
 

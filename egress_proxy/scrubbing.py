@@ -31,9 +31,12 @@ class Scrubber:
     def __bool__(self) -> bool:
         return bool(self._pairs)
 
-    def scrub(self, data: bytes) -> bytes:
+    def scrub(self, data: bytes, found: set[bytes] | None = None) -> bytes:
+        """Replace every needle; add the needles that occurred to ``found`` if given."""
         for needle, replacement in self._pairs:
             if needle in data:
+                if found is not None:
+                    found.add(needle)
                 data = data.replace(needle, replacement)
         return data
 
@@ -65,12 +68,14 @@ class StreamScrubber:
     and an empty chunk in a chunked HTTP/1.1 body is its terminator.
     """
 
-    __slots__ = ("_scrubber", "_carry", "bytes_out")
+    __slots__ = ("_scrubber", "_carry", "bytes_out", "found")
 
     def __init__(self, scrubber: Scrubber) -> None:
         self._scrubber = scrubber
         self._carry = b""
         self.bytes_out = 0
+        self.found: set[bytes] = set()
+        """The needles seen so far in this stream."""
 
     def __call__(self, chunk: bytes) -> bytes | tuple[()]:
         return (self.feed(chunk) if chunk else self.finish()) or ()
@@ -83,10 +88,10 @@ class StreamScrubber:
             return b""
         cut = self._scrubber.safe_cut(data, cut)
         self._carry = data[cut:]
-        return self._count(self._scrubber.scrub(data[:cut]))
+        return self._count(self._scrubber.scrub(data[:cut], self.found))
 
     def finish(self) -> bytes:
-        out, self._carry = self._scrubber.scrub(self._carry), b""
+        out, self._carry = self._scrubber.scrub(self._carry, self.found), b""
         return self._count(out)
 
     def _count(self, out: bytes) -> bytes:

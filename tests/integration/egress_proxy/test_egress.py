@@ -251,3 +251,18 @@ def test_client_sees_our_ca(proxy: ProxyProcess, base: str) -> None:
             assert "CERTIFICATE_VERIFY_FAILED" in str(exc)
         else:
             raise AssertionError("a client without the sandbox CA must not trust the proxy")
+
+
+def test_large_upload_streams_through_unchanged(proxy: ProxyProcess, upstream: Upstream, base: str) -> None:
+    apply_state(proxy, {SANDBOX_IP: sandbox(secrets=[secret(allow_in_body=True)])})
+    filler = b"z" * (3 * 2**20)
+    body = filler + PLACEHOLDER.encode() + filler
+    offset = audit_offset(proxy)
+    with client(proxy) as c:
+        response = c.post(f"{base}/ok", content=body)
+    assert response.status_code == 200
+    [received] = upstream.received
+    assert received.body == body and received.header("content-length") == str(len(body))
+    [line] = audit_lines_since(proxy, offset)
+    assert line["bytes_out"] == len(body)
+    assert "carried the placeholder of GITHUB_TOKEN, passed on unreplaced" in line["reason"]

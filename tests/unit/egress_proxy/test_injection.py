@@ -3,6 +3,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from mitmproxy.proxy.layers.http import HttpRequestHeadersHook, HttpRequestHook
+
 from conftest import PH, SANDBOX_IP, VALUE, Chain, github_secret, make_connect_flow, inner_flow, make_request_flow, record, sandbox
 
 RULES = [{"action": "allow", "host": "api.github.com"}, {"action": "allow", "host": "api.example.com"}]
@@ -104,3 +106,46 @@ async def test_sandbox_without_secrets_is_untouched(chain: Chain) -> None:
     flow = await chain.run(make_request_flow("https://api.example.com/", headers={"accept-encoding": "gzip", "x-token": PH}))
     assert flow.request.headers["accept-encoding"] == "gzip"
     assert flow.request.headers["x-token"] == PH
+
+
+def feed(flow: Any, chunks: list[bytes]) -> bytes:
+    """What mitmproxy would send upstream for a streamed request body."""
+    stream = flow.request.stream
+    assert callable(stream)
+    out = b""
+    for chunk in [*chunks, b""]:
+        result = stream(chunk)
+        out += result if isinstance(result, bytes) else b"".join(result)
+    return out
+
+
+async def test_large_body_streams_unchanged_and_the_audit_says_why(chain: Chain) -> None:
+    with_secret(chain, allow_in_body=True)
+    flow = make_request_flow("https://api.github.com/upload", "POST", headers={"content-length": str(50 * 2**20)})
+    await chain.tctx.master.addons.invoke_addon(chain, HttpRequestHeadersHook(flow))
+    assert flow.response is None
+    assert flow.request.headers["content-length"] == str(50 * 2**20), "the declared length still holds"
+    body = b"a" * 100 + PH.encode() + b"b" * 100
+    sent = feed(flow, [body[:110], body[110:]])
+    assert sent == body
+    await chain.tctx.master.addons.invoke_addon(chain, HttpRequestHook(flow))
+    assert record(flow).injected == []
+    note = record(flow).note
+    assert note is not None and "placeholder of GITHUB_TOKEN, passed on unreplaced" in note and PH not in note
+    assert record(flow).request_stream is not None and record(flow).request_stream.bytes_out == len(sent)
+
+
+async def test_chunked_body_is_streamed(chain: Chain) -> None:
+    with_secret(chain)
+    flow = make_request_flow("https://api.github.com/upload", "POST", headers={"transfer-encoding": "chunked"})
+    await chain.tctx.master.addons.invoke_addon(chain, HttpRequestHeadersHook(flow))
+    assert feed(flow, [b"plain"]) == b"plain"
+    await chain.tctx.master.addons.invoke_addon(chain, HttpRequestHook(flow))
+    assert record(flow).note is None
+
+
+async def test_large_body_without_secrets_streams_through_a_counter(chain: Chain) -> None:
+    flow = make_request_flow("https://api.example.com/upload", "PUT", headers={"content-length": str(2 * 2**20)})
+    await chain.tctx.master.addons.invoke_addon(chain, HttpRequestHeadersHook(flow))
+    assert feed(flow, [b"abc", b"def"]) == b"abcdef"
+    assert record(flow).request_stream is not None and record(flow).request_stream.bytes_out == 6

@@ -57,12 +57,13 @@ def test_broken_file_keeps_the_last_good_state(tmp_path: Path, caplog: pytest.Lo
         assert "keeping the previous state" in caplog.text
 
 
-def test_missing_file_refuses_everything(tmp_path: Path) -> None:
+def test_missing_file_refuses_everything_and_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     holder = StateHolder()
     loader = StateLoader(holder)
-    with taddons.context(loader) as tctx:
+    with taddons.context(loader) as tctx, caplog.at_level(logging.WARNING):
         tctx.configure(loader, egress_state=str(tmp_path / "absent.json"))
         assert holder.current.sandboxes == {}
+        assert "does not exist: refusing all traffic" in caplog.text
 
 
 def test_encrypted_file_with_key(tmp_path: Path) -> None:
