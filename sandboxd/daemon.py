@@ -74,7 +74,7 @@ class Daemon:
             snapshots=snapshots,
             lifecycle=Lifecycle(store, runtime, sandboxes, snapshots, audit, instance_id=instance_id),
             portability=Portability(store, runtime, snapshots, audit, spool_dir=settings.data_dir / "spool"),
-            changes=ChangeService(runtime, sandboxes, snapshots, audit),
+            changes=ChangeService(runtime, sandboxes, snapshots),
             instance_id=instance_id,
         )
 

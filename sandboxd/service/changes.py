@@ -27,7 +27,6 @@ from sandboxd.errors import InvalidRequest
 from sandboxd.models import ChangesOut, FileChange
 from sandboxd.runtime.base import Runtime
 from sandboxd.service import images
-from sandboxd.service.audit import AuditLog
 from sandboxd.service.sandboxes import SandboxService
 from sandboxd.service.snapshots import SnapshotService
 from sandboxd.service.tenants import Principal
@@ -147,9 +146,9 @@ def _read_one_file(stream: BinaryIO) -> bytes | None:
 
 
 class ChangeService:
-    def __init__(
-        self, runtime: Runtime, sandboxes: SandboxService, snapshots: SnapshotService, audit: AuditLog
-    ) -> None:
+    """Read-only, so not audited: it changes nothing."""
+
+    def __init__(self, runtime: Runtime, sandboxes: SandboxService, snapshots: SnapshotService) -> None:
         self._runtime = runtime
         self._sandboxes = sandboxes
         self._snapshots = snapshots
