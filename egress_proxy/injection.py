@@ -24,7 +24,6 @@ from egress_proxy.credentials import Secret
 from egress_proxy.record import EgressRecord, record_of, refuse
 from egress_proxy.scrubbing import ByteCounter, Scrubber, StreamScrubber
 
-
 REQUEST_BUFFER_LIMIT = 1024 * 1024
 """Request bodies up to this declared length are read whole and checked before anything goes out."""
 _ADVICE = "Secrets are only sent where the sandbox owner configured them to go."
@@ -35,46 +34,10 @@ class Secrets:
         record = record_of(flow)
         if flow.response or record is None or record.sandbox is None:
             return
-        if record.sandbox.secrets and not self._headers_and_query(flow, record):
+        if record.sandbox.secrets and not _place_in_headers_and_query(flow, record):
             return
         if _is_large(flow.request):
             _stream_body(flow, record)
-
-    def _headers_and_query(self, flow: http.HTTPFlow, record: EgressRecord) -> bool:
-        """Place secrets in headers and query; False when the request was refused."""
-        secrets = record.sandbox.secrets  # type: ignore[union-attr]
-        request = flow.request
-        host = record.host
-        fields = request.headers.fields
-        in_headers = secrets.find_placeholders(b"\n".join(name + b":" + value for name, value in fields))
-        path, sep, query = request.path.partition("?")
-        in_path = secrets.find_placeholders(path.encode("utf-8", "surrogateescape"))
-        in_query = secrets.find_placeholders(query.encode("utf-8", "surrogateescape")) if sep else []
-        problem = (
-            _wrong_host(in_headers + in_path + in_query, host)
-            or _not_allowed(in_path, "the URL path, where placeholders are never replaced")
-            or _not_allowed([s for s in in_query if not s.allow_in_query], "the query string, which this secret does not allow")
-        )
-        if problem:
-            refuse(flow, problem, advice=_ADVICE)
-            return False
-
-        if in_headers:
-            request.headers.fields = tuple(
-                (name, _substitute(value, in_headers, encode=False)) for name, value in fields
-            )
-        if in_query:
-            request.path = f"{path}?{_substitute(query.encode(), in_query, encode=True).decode()}"
-        for secret in in_headers + in_query:
-            _note(record, secret)
-        for secret in secrets.secrets:
-            if secret.inject is not None and secret.allowed_for(host):
-                _inject(request, secret)
-                _note(record, secret)
-        if "accept-encoding" in request.headers:
-            # Compressed responses cannot be scrubbed byte by byte; ask for plain ones.
-            request.headers["accept-encoding"] = "identity"
-        return True
 
     def request(self, flow: http.HTTPFlow) -> None:
         streamed = record_of(flow)
@@ -97,6 +60,43 @@ class Secrets:
         flow.request.content = _substitute(body, found, encode=False)
         for secret in found:
             _note(record, secret)
+
+
+def _place_in_headers_and_query(flow: http.HTTPFlow, record: EgressRecord) -> bool:
+    """Place secrets in headers and query; False when the request was refused."""
+    secrets = record.sandbox.secrets  # type: ignore[union-attr]
+    request = flow.request
+    host = record.host
+    fields = request.headers.fields
+    in_headers = secrets.find_placeholders(b"\n".join(name + b":" + value for name, value in fields))
+    path, sep, query = request.path.partition("?")
+    in_path = secrets.find_placeholders(path.encode("utf-8", "surrogateescape"))
+    in_query = secrets.find_placeholders(query.encode("utf-8", "surrogateescape")) if sep else []
+    problem = (
+        _wrong_host(in_headers + in_path + in_query, host)
+        or _not_allowed(in_path, "the URL path, where placeholders are never replaced")
+        or _not_allowed([s for s in in_query if not s.allow_in_query], "the query string, which this secret does not allow")
+    )
+    if problem:
+        refuse(flow, problem, advice=_ADVICE)
+        return False
+
+    if in_headers:
+        request.headers.fields = tuple(
+            (name, _substitute(value, in_headers, encode=False)) for name, value in fields
+        )
+    if in_query:
+        request.path = f"{path}?{_substitute(query.encode(), in_query, encode=True).decode()}"
+    for secret in in_headers + in_query:
+        _note(record, secret)
+    for secret in secrets.secrets:
+        if secret.inject is not None and secret.allowed_for(host):
+            _inject(request, secret)
+            _note(record, secret)
+    if "accept-encoding" in request.headers:
+        # Compressed responses cannot be scrubbed byte by byte; ask for plain ones.
+        request.headers["accept-encoding"] = "identity"
+    return True
 
 
 def _record_with_secrets(flow: http.HTTPFlow) -> EgressRecord | None:

@@ -266,3 +266,4 @@ def test_large_upload_streams_through_unchanged(proxy: ProxyProcess, upstream: U
     [line] = audit_lines_since(proxy, offset)
     assert line["bytes_out"] == len(body)
     assert "carried the placeholder of GITHUB_TOKEN, passed on unreplaced" in line["reason"]
+
