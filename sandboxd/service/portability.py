@@ -131,12 +131,16 @@ class Portability:
         with self._audit.recording(principal, "snapshot.import") as pending:
             with self._spool() as spool:
                 received = 0
+                buffered = bytearray()  # gathered to a megabyte: one thread hop per write, not a hundred
                 async for chunk in body:
                     received += len(chunk)
                     if received > max_bytes:
                         raise PayloadTooLarge(f"the upload is larger than this server's limit of {max_bytes} bytes")
-                    await asyncio.to_thread(spool.write, chunk)
-                await asyncio.to_thread(spool.flush)
+                    buffered += chunk
+                    if len(buffered) >= _CHUNK:
+                        await asyncio.to_thread(spool.write, bytes(buffered))
+                        buffered.clear()
+                await asyncio.to_thread(lambda: (spool.write(bytes(buffered)), spool.flush()))
                 pending.args["bytes"] = received
                 manifest, image_part = await asyncio.to_thread(verify_archive, spool, received)
                 record = self._begin(principal, manifest)
