@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +100,10 @@ def test_key_file_must_hold_32_bytes(tmp_path: Path) -> None:
         load_key(tmp_path / "short")
     (tmp_path / "good").write_bytes(b"k" * 32)
     assert load_key(tmp_path / "good") == b"k" * 32
+
+
+def test_daemon_side_modules_do_not_load_mitmproxy() -> None:
+    """sandboxd writes state and creates the CA with these; it should not pay for mitmproxy."""
+    code = "import sys, egress_proxy.state, egress_proxy.ca; print(sorted(m for m in sys.modules if m.startswith('mitmproxy')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
