@@ -2,7 +2,7 @@
 
 Line format (option ``egress_audit`` names the file)::
 
-    {"ts": "2025-01-01T12:00:00.000Z",     request start, UTC
+    {"ts": "2025-01-01T12:00:00.000Z",    request start, UTC
      "sandbox_id": "sbx_..." | null, "tenant_id": "tnt_..." | null, "client_ip": "10.0.0.2",
      "method": "GET", "scheme": "https" | "http" | null (CONNECT),
      "host": "api.example.com", "port": 443,
@@ -18,8 +18,12 @@ secret value or a placeholder: query values are redacted, placeholders in the
 path become ``{NAME}``, reasons name secrets only.
 
 Each line is written with one ``write()`` to an ``O_APPEND`` descriptor, so it
-is in the file when the request completes and lines never interleave. If sandboxd rotates the file (rename), the
-proxy reopens the path within a second.
+is in the file when the request completes and lines never interleave.
+
+Rotation: sandboxd may rename the file away. The proxy notices on a write at
+most a second later and creates a new file at the path; every line written
+before that is in the renamed file. So a reader finishes the renamed file
+only after the path exists again.
 """
 
 from __future__ import annotations
