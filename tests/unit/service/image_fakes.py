@@ -1,6 +1,6 @@
 """A fake engine with images, for the snapshot and lifecycle services' unit tests.
 
-Containers behave as in ``test_sandboxes.FakeRuntime``; images are a dict of
+Containers behave as in ``runtime_fakes.FakeRuntime``; images are a dict of
 name -> ImageInfo, with the engine's refusal to drop an image a container uses.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from test_sandboxes import FakeAgent, FakeRuntime
+from tests.unit.service.runtime_fakes import FakeAgent, FakeRuntime
 
 from sandboxd.config import Settings
 from sandboxd.errors import RuntimeFailure

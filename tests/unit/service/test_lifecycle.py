@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from image_fakes import ALICE, INSTANCE, build
+from tests.unit.service.image_fakes import ALICE, INSTANCE, build
 
 from sandboxd.models import CreateSandbox
 from sandboxd.service.lifecycle import SERVER_POLICY, Decision, Lifecycle, Policy, decide, effective_policy

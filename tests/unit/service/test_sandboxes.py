@@ -2,81 +2,22 @@
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 
 import pytest
+from pathlib import Path
 
 from sandboxd.config import Settings
 from sandboxd.errors import Conflict, ImageNotFound, InvalidRequest, NotFound, SandboxUnavailable
 from sandboxd.models import CreateSandbox
-from sandboxd.runtime.base import ContainerInfo, ContainerSpec
+from sandboxd.runtime.base import ContainerInfo
 from sandboxd.service.audit import AuditLog
 from sandboxd.service.sandboxes import SandboxService
 from sandboxd.service.tenants import Principal
 from sandboxd.store import Store, Tenant
+from tests.unit.service.runtime_fakes import FakeAgent, FakeRuntime
 
 ALICE = Principal(tenant_id="tnt_aaaaaaaaaaaaaaaaaaaa", key_id="key_aaaaaaaaaaaaaaaaaaaa", admin=False)
 BOB = Principal(tenant_id="tnt_bbbbbbbbbbbbbbbbbbbb", key_id="key_bbbbbbbbbbbbbbbbbbbb", admin=False)
-
-
-class FakeRuntime:
-    def __init__(self) -> None:
-        self.containers: dict[str, ContainerInfo] = {}
-        self.specs: dict[str, ContainerSpec] = {}
-        self.images = {"sandboxd/sandbox:latest"}
-        self.fail_create = False
-
-    async def image_exists(self, image: str) -> bool:
-        return image in self.images
-
-    async def create(self, spec: ContainerSpec) -> str:
-        if self.fail_create:
-            raise SandboxUnavailable("engine said no")
-        cid = f"c{len(self.specs)}"
-        self.specs[cid] = spec
-        (spec.socket_dir / "sock").touch()  # where a real supervisor would listen
-        self.containers[cid] = ContainerInfo(id=cid, sandbox_id=spec.sandbox_id, status="running")
-        return cid
-
-    async def inspect(self, container_id: str) -> ContainerInfo | None:
-        return self.containers.get(container_id)
-
-    async def list_managed(self) -> list[ContainerInfo]:
-        return list(self.containers.values())
-
-    def _set(self, cid: str, status: str) -> None:
-        self.containers[cid] = dataclasses.replace(self.containers[cid], status=status)
-
-    async def start(self, container_id: str) -> None:
-        self._set(container_id, "running")
-
-    async def pause(self, container_id: str) -> None:
-        self._set(container_id, "paused")
-
-    async def unpause(self, container_id: str) -> None:
-        self._set(container_id, "running")
-
-    async def remove(self, container_id: str) -> None:
-        self.containers.pop(container_id, None)
-
-    async def close(self) -> None:
-        pass
-
-
-class FakeAgent:
-    healthy = True
-
-    def __init__(self, socket: Path) -> None:
-        self.socket = socket
-
-    async def health(self) -> dict:
-        if not FakeAgent.healthy:
-            raise SandboxUnavailable("no answer")
-        return {"ok": True}
-
-    async def aclose(self) -> None:
-        pass
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from image_fakes import ALICE, BASE, BOB, INSTANCE, WakeAgent, build
+from tests.unit.service.image_fakes import ALICE, BASE, BOB, INSTANCE, WakeAgent, build
 
 from sandboxd.errors import Conflict, NotFound, RuntimeFailure
 from sandboxd.models import CreateSandbox, CreateSnapshot, ForkRequest

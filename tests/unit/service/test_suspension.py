@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from image_fakes import ALICE, WakeAgent, build
+from tests.unit.service.image_fakes import ALICE, WakeAgent, build
 
 from sandboxd.errors import Conflict, RuntimeFailure, SandboxUnavailable
 from sandboxd.models import CreateSandbox
