@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
-from pathlib import Path
 
 from sandboxd.config import Settings
 from sandboxd.errors import Conflict, ImageNotFound, InvalidRequest, NotFound, SandboxUnavailable
