@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +67,27 @@ class Settings(BaseSettings):
     # How long a new or restarted sandbox may take before its supervisor answers.
     supervisor_start_timeout_s: float = Field(20.0, gt=0)
 
+    # --- egress (sandboxd.egress): the egress proxy is a sandbox's only way out ---
+    # "local": sandboxd runs mitmdump itself, on the sandbox network's gateway address;
+    # "external": a proxy run elsewhere (docker compose) at egress_proxy_url;
+    # "off": sandboxes get no network at all (and cannot use secrets).
+    egress_mode: Literal["local", "external", "off"] = "local"
+    # Local mode: the port mitmdump listens on (on the gateway address only).
+    egress_proxy_port: int = Field(3128, ge=1, le=65535)
+    # External mode: the proxy as sandboxes reach it, e.g. http://egress-proxy:3128.
+    egress_proxy_url: str | None = None
+    # The sandbox network; default sandboxd-egress-<instance id>, created by sandboxd. In external
+    # mode, the (internal) network the proxy is attached to.
+    egress_network: str | None = None
+    # Local mode: install host firewall rules on the sandbox bridge (needs root; warns without).
+    egress_firewall: bool = True
+    # CA bundle the proxy verifies upstream servers against; default the system bundle.
+    egress_upstream_ca_bundle: Path | None = None
+    # The mitmdump executable; default the one next to this Python, else the one on PATH.
+    egress_mitmdump: Path | None = None
+    # The proxy's audit file is rotated past this size, once ingested.
+    egress_audit_rotate_bytes: int = Field(64 * MiB, ge=1024)
+
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, value: Path) -> Path:
@@ -81,11 +103,18 @@ class Settings(BaseSettings):
             raise ValueError("default_pids must not exceed max_pids")
         if self.api_key is not None and len(self.api_key.get_secret_value()) < 32:
             raise ValueError("SANDBOXD_API_KEY must be at least 32 characters; leave it unset to get a generated key")
+        if self.egress_mode == "external" and not self.egress_proxy_url:
+            raise ValueError("egress_mode 'external' needs SANDBOXD_EGRESS_PROXY_URL (how sandboxes reach the proxy)")
         return self
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "sandboxd.db"
+
+    @property
+    def egress_dir(self) -> Path:
+        """The proxy's files: CA, state file and key, audit file, log. The one directory to share with an external proxy."""
+        return self.data_dir / "egress"
 
     @property
     def socket_root(self) -> Path:

@@ -11,15 +11,18 @@ import os
 from dataclasses import dataclass, field
 
 from sandboxd.config import Settings
+from sandboxd.egress.controller import EgressController
 from sandboxd.ids import new_id
 from sandboxd.runtime.base import Runtime
 from sandboxd.service.audit import AuditLog
 from sandboxd.service.exec import ExecService
 from sandboxd.service.changes import ChangeService
+from sandboxd.service.egress import EgressService
 from sandboxd.service.files import FileService
 from sandboxd.service.lifecycle import Lifecycle
 from sandboxd.service.portability import Portability
 from sandboxd.service.sandboxes import SandboxService
+from sandboxd.service.secrets import SecretService
 from sandboxd.service.snapshots import SnapshotService
 from sandboxd.service.tenants import TenantService
 from sandboxd.store import Store
@@ -39,6 +42,10 @@ class Daemon:
     lifecycle: Lifecycle
     portability: Portability
     changes: ChangeService
+    # The sandbox network, firewall and egress proxy (sandboxd.egress), and what the API does with them.
+    egress: EgressController
+    egress_policies: EgressService
+    secrets: SecretService
     instance_id: str
     # The admin key generated on this start, shown once by `serve`; None when it already existed.
     new_admin_key: str | None = None
@@ -60,7 +67,8 @@ class Daemon:
             runtime = DockerRuntime(instance_id, container_runtime=settings.container_runtime)
         audit = AuditLog(store)
         tenants = TenantService(store, audit)
-        sandboxes = SandboxService(settings, store, runtime, audit)
+        egress = EgressController(settings, store, runtime, instance_id)
+        sandboxes = SandboxService(settings, store, runtime, audit, egress=egress)
         snapshots = SnapshotService(store, runtime, sandboxes, audit)
         return cls(
             settings=settings,
@@ -75,6 +83,9 @@ class Daemon:
             lifecycle=Lifecycle(store, runtime, sandboxes, snapshots, audit, instance_id=instance_id),
             portability=Portability(store, runtime, snapshots, audit, spool_dir=settings.data_dir / "spool"),
             changes=ChangeService(runtime, sandboxes, snapshots),
+            egress=egress,
+            egress_policies=EgressService(store, sandboxes, egress, audit),
+            secrets=SecretService(store, egress, audit),
             instance_id=instance_id,
         )
 
@@ -82,6 +93,8 @@ class Daemon:
         """First-start bootstrap, then reconcile with the engine; returns what reconciliation did."""
         api_key = self.settings.api_key.get_secret_value() if self.settings.api_key else None
         self.new_admin_key = self.tenants.bootstrap(api_key)
+        # Before anything makes a container: the network, the proxy and its state must be there.
+        self.warnings.extend(await self.egress.start(on_traffic=self.sandboxes.touch))
         reconciled = await self.sandboxes.reconcile()
         # Finishes interrupted snapshots, hibernations and restores, then starts the idle reaper.
         reconciled.update(await self.lifecycle.start())
@@ -89,6 +102,7 @@ class Daemon:
 
     async def close(self) -> None:
         await self.lifecycle.stop()
+        await self.egress.stop()
         await self.sandboxes.close()
         await self.runtime.close()
         self.store.close()

@@ -11,7 +11,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _LABEL_KEY = re.compile(r"^[a-z0-9]([a-z0-9._/-]{0,62})$")
@@ -57,6 +57,106 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# --- egress and secrets (sandboxd.service.egress / secrets) ---------------------------------
+# Rules and secrets are checked by the egress proxy's own parsers (egress_proxy.rules,
+# egress_proxy.credentials) in the services, so the API refuses exactly what the proxy would.
+
+
+class EgressRule(Request):
+    action: Literal["allow", "deny"]
+    host: SafeStr = Field(
+        max_length=255, description="api.example.com, *.example.com (any subdomain), an IP address, or * (any host)."
+    )
+    port: int | None = Field(None, description="Only this port; null: any port.")
+    methods: list[SafeStr] | None = Field(None, max_length=16, description="Only these HTTP methods; null: any.")
+    path_prefix: SafeStr | None = Field(None, max_length=2048, description="Only paths starting with this.")
+    name: SafeStr | None = Field(None, max_length=128, description="A label, shown in the reason of a refusal.")
+
+
+class EgressPolicyIn(Request):
+    """Allow and deny rules; nothing is allowed unless a rule allows it, and a matching deny rule wins."""
+
+    rules: list[EgressRule] = Field(default_factory=list, max_length=1000)
+
+    def rule_dicts(self) -> list[dict[str, object]]:
+        return [rule.model_dump(exclude_none=True) for rule in self.rules]
+
+
+class EgressPolicyOut(BaseModel):
+    tenant_id: str
+    sandbox_id: str | None = None
+    rules: list[dict[str, object]]
+    source: Literal["sandbox", "tenant", "default"] = Field(
+        description="sandbox: its own rules; tenant: the tenant default; default: none set, so everything is denied."
+    )
+
+
+def check_secret_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid secret name (an environment variable name: letters, digits, _)")
+    return value
+
+
+SecretName = Annotated[str, AfterValidator(check_secret_name)]
+
+
+class SecretInjection(Request):
+    type: Literal["header", "basic", "query"]
+    header: SafeStr | None = Field(None, max_length=128, description="header: the header to set.")
+    template: SafeStr | None = Field(
+        None, max_length=1024, description="header: its value, with {value} where the secret goes."
+    )
+    username: SafeStr | None = Field(None, max_length=256, description="basic: the user name.")
+    param: SafeStr | None = Field(None, max_length=128, description="query: the query parameter to set.")
+
+
+class PutSecret(Request):
+    value: SecretStr = Field(description="Write-only: never returned, logged or audited.")
+    hosts: list[SafeStr] = Field(min_length=1, max_length=64, description="Where it may be sent: exact or *.domain.")
+    inject: SecretInjection | None = Field(
+        None, description="Added to every request for its hosts, replacing what the sandbox sent."
+    )
+    allow_in_body: bool = Field(False, description="Replace its placeholder in request bodies too.")
+    allow_in_query: bool = Field(False, description="Replace its placeholder in query strings too.")
+
+
+class SecretOut(BaseModel):
+    name: str
+    hosts: list[str]
+    inject: dict[str, object] | None
+    allow_in_body: bool
+    allow_in_query: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SecretList(BaseModel):
+    secrets: list[SecretOut]
+
+
+class EgressLogEntry(BaseModel):
+    id: int
+    ts: datetime
+    method: str | None
+    scheme: str | None
+    host: str | None
+    port: int | None
+    path: str | None = Field(description="Query values redacted; placeholders shown as {NAME}.")
+    status: int | None
+    bytes_out: int
+    bytes_in: int
+    duration_ms: float | None
+    secrets: list[str] = Field(description="Names of the secrets the proxy put into the request.")
+    blocked: bool
+    reason: str | None
+
+
+class EgressLogOut(BaseModel):
+    sandbox_id: str
+    records: list[EgressLogEntry]
+    next_before: int | None = Field(description="Pass as 'before' for the next (older) page; null at the end.")
+
+
 # --- sandboxes -------------------------------------------------------------------------------
 
 SandboxState = Literal[
@@ -83,6 +183,14 @@ class CreateSandbox(Request):
     )
     on_wake: SafeStr | None = Field(
         None, max_length=16384, description="A shell command started in the background each time the sandbox wakes."
+    )
+    egress: EgressPolicyIn | None = Field(
+        None, description="Its egress rules; default: the tenant's default policy (which denies everything unless set)."
+    )
+    secrets: list[SecretName] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Stored secrets it may use; each becomes an environment variable holding a placeholder.",
     )
 
 

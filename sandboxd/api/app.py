@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sandboxd.api.errors import install_error_handlers
 from sandboxd.api.limits import BodyLimitMiddleware
 from sandboxd.api.activity import ActivityMiddleware
-from sandboxd.api.routes import admin, audit, exec, files, health, sandboxes, snapshots, terminal
+from sandboxd.api.routes import admin, audit, egress, exec, files, health, sandboxes, secrets, snapshots, terminal
 from sandboxd.config import Settings
 from sandboxd.daemon import Daemon
 from sandboxd.mcp import McpEndpoint
@@ -52,7 +52,7 @@ def create_app(
         prefix_limits={"/mcp": settings.mcp_max_request_bytes},
     )
     app.add_middleware(ActivityMiddleware)
-    for module in (health, sandboxes, exec, files, terminal, admin, audit, snapshots):
+    for module in (health, sandboxes, exec, files, terminal, admin, audit, snapshots, egress, secrets):
         app.include_router(module.router)
     mcp.mount(app)
     return app

@@ -53,6 +53,8 @@ class ContainerSpec:
     socket_dir: Path = Path()
     # A network to join (the egress design's sandbox network); None means no network at all.
     network: str | None = None
+    # The address to take on that network; None lets the engine choose.
+    ip: str | None = None
     # Files placed in the container before it starts: absolute path -> (content, mode).
     files: dict[str, tuple[bytes, int]] = field(default_factory=dict)
 
@@ -67,6 +69,19 @@ class ContainerInfo:
     error: str | None = None
     # Address on the sandbox network, when it has one.
     ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    """A container network as sandboxd needs to know it (sandboxd.egress.network)."""
+
+    id: str
+    name: str
+    internal: bool
+    subnet: str | None
+    gateway: str | None
+    options: dict[str, str]
+    labels: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +128,19 @@ class Runtime(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    # --- the sandbox network (sandboxd.egress.network) ---
+
+    async def ensure_network(self, name: str, *, options: dict[str, str], labels: dict[str, str]) -> NetworkInfo:
+        """The internal bridge network ``name``, created if absent with a subnet the engine picks
+        and then pins, so containers can be given addresses of sandboxd's choosing."""
+        ...
+
+    async def inspect_network(self, name: str) -> NetworkInfo | None: ...
+
+    async def remove_network(self, name: str) -> None:
+        """Remove it; a network that is gone is not an error."""
+        ...
 
     # --- images: snapshots, hibernation, export (sandboxd.service.snapshots and friends) ---
 

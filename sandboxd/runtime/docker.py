@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import docker
 import docker.errors
-from docker.types import Mount, Ulimit
+from docker.types import IPAMConfig, IPAMPool, Mount, Ulimit
 
 from sandboxd.errors import ImageNotFound, InvalidRequest, NotFound, RuntimeFailure
 from sandboxd.runtime.base import (
@@ -40,6 +40,7 @@ from sandboxd.runtime.base import (
     ContainerInfo,
     ContainerSpec,
     ImageInfo,
+    NetworkInfo,
     PathChange,
 )
 from sandboxd.supervisor import SUPERVISOR_PATH
@@ -162,9 +163,16 @@ class DockerRuntime:
             memswap_limit=limits.memory_mb * 1024 * 1024,
             nano_cpus=int(limits.cpus * 1e9),
             ulimits=[Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile)],
-            network_mode=spec.network or "none",
             mounts=[Mount(target=SOCKET_DIR_IN_SANDBOX, source=str(spec.socket_dir), type="bind")],
         )
+        if spec.network is None:
+            kwargs["network_mode"] = "none"
+        else:
+            kwargs["network"] = spec.network
+            if spec.ip is not None:
+                kwargs["networking_config"] = {
+                    spec.network: self._client.api.create_endpoint_config(ipv4_address=spec.ip)
+                }
         if limits.disk_gb:
             kwargs["storage_opt"] = {"size": f"{limits.disk_gb}G"}
         if self._container_runtime:
@@ -243,6 +251,59 @@ class DockerRuntime:
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
+
+    # --- the sandbox network -------------------------------------------------------------------
+
+    async def ensure_network(self, name: str, *, options: dict[str, str], labels: dict[str, str]) -> NetworkInfo:
+        def ensure() -> NetworkInfo:
+            found = self._network_attrs(name)
+            if found is not None:
+                return _network_info(found)
+            # The engine only accepts chosen container addresses on a network whose subnet was
+            # given at creation. Its own pool picks a free subnet best, so: let it pick, note the
+            # subnet, and create the network again naming it. Another network taking that subnet
+            # in between only costs a retry.
+            for _ in range(5):
+                probe = self._client.api.create_network(name, driver="bridge", internal=True, options=options, labels=labels)
+                attrs = self._client.api.inspect_network(probe["Id"])
+                self._client.api.remove_network(probe["Id"])
+                pool = ((attrs.get("IPAM") or {}).get("Config") or [{}])[0]
+                ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=pool.get("Subnet"), gateway=pool.get("Gateway"))])
+                try:
+                    made = self._client.api.create_network(
+                        name, driver="bridge", internal=True, options=options, labels=labels, ipam=ipam
+                    )
+                except docker.errors.APIError as exc:
+                    if exc.status_code in (400, 403) and "overlap" in str(exc.explanation or "").lower():
+                        continue
+                    raise
+                return _network_info(self._client.api.inspect_network(made["Id"]))
+            raise RuntimeFailure(f"could not find a free subnet for the sandbox network {name}")
+
+        return await self._call(ensure)
+
+    async def inspect_network(self, name: str) -> NetworkInfo | None:
+        def inspect() -> NetworkInfo | None:
+            found = self._network_attrs(name)
+            return _network_info(found) if found is not None else None
+
+        return await self._call(inspect)
+
+    async def remove_network(self, name: str) -> None:
+        def remove() -> None:
+            try:
+                self._client.api.remove_network(name)
+            except docker.errors.NotFound:
+                pass
+
+        await self._call(remove)
+
+    def _network_attrs(self, name: str) -> dict[str, Any] | None:
+        # By exact name: the engine's name filter matches substrings.
+        for candidate in self._client.api.networks(names=[name]):
+            if candidate.get("Name") == name:
+                return self._client.api.inspect_network(candidate["Id"])
+        return None
 
     # --- images: snapshots, hibernation, export ------------------------------------------------
 
@@ -437,6 +498,19 @@ class DockerRuntime:
             return usage * 1e-9 if usage is not None else None
 
         return await self._call(read)
+
+
+def _network_info(attrs: dict[str, Any]) -> NetworkInfo:
+    pool = ((attrs.get("IPAM") or {}).get("Config") or [{}])[0]
+    return NetworkInfo(
+        id=attrs["Id"],
+        name=attrs["Name"],
+        internal=bool(attrs.get("Internal")),
+        subnet=pool.get("Subnet"),
+        gateway=pool.get("Gateway"),
+        options=dict(attrs.get("Options") or {}),
+        labels=dict(attrs.get("Labels") or {}),
+    )
 
 
 def _info(attrs: dict[str, Any]) -> ContainerInfo:

@@ -15,7 +15,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sandboxd.config import Settings
 from sandboxd.errors import Conflict, ImageNotFound, InvalidRequest, NotFound, SandboxdError, SandboxUnavailable
@@ -28,6 +28,9 @@ from sandboxd.service.activity import Activity
 from sandboxd.service.audit import AuditLog
 from sandboxd.service.tenants import Principal
 from sandboxd.store import SandboxRecord, Store
+
+if TYPE_CHECKING:
+    from sandboxd.egress.controller import EgressController
 
 _log = logging.getLogger(__name__)
 
@@ -43,12 +46,15 @@ class SandboxService:
         runtime: Runtime,
         audit: AuditLog,
         connect: Callable[[Path], SupervisorClient] = SupervisorClient,
+        egress: EgressController | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._runtime = runtime
         self._audit = audit
         self._connect = connect
+        # The sandbox network and the proxy's view of it (sandboxd.egress); None: no network at all.
+        self._egress = egress
         self._agents: dict[str, SupervisorClient] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self.activity = Activity()
@@ -101,6 +107,11 @@ class SandboxService:
                 f"image {image!r} is not present on this host; build or load it first "
                 "(`docker images` lists what is here)"
             )
+        rules = req.egress.rule_dicts() if req.egress is not None else None
+        if self._egress is not None:
+            self._egress.validate(principal.tenant_id, rules=rules, secret_names=req.secrets, env=req.env)
+        elif req.secrets or rules is not None:
+            raise InvalidRequest("this server runs sandboxes without egress, so 'egress' and 'secrets' cannot be used")
         now = time.time()
         record = SandboxRecord(
             id=new_id("sbx"),
@@ -130,10 +141,16 @@ class SandboxService:
         )
         self._store.insert_sandbox(record)
         summary = {"image": image, "labels": req.labels, "limits": record.spec["limits"], "env": sorted(req.env)}
+        if self._egress is not None:
+            summary["egress_policy"] = "tenant default" if rules is None else f"{len(rules)} rules"
+            summary["secret_names"] = sorted(req.secrets)
         try:
+            if self._egress is not None:
+                self._egress.register(record.id, record.tenant_id, rules, req.secrets)
             container_id = await self._runtime.create(self.container_spec(record))
             record = self._store.update_sandbox(record.id, container_id=container_id)
             await self._wait_for_supervisor(record)
+            await self._egress_ready(record)
             record = self._store.update_sandbox(record.id, state="running")
         except BaseException as exc:
             await self._discard(record)
@@ -196,6 +213,9 @@ class SandboxService:
             await self._drop_agent(record.id)
             shutil.rmtree(self._settings.socket_root / record.id, ignore_errors=True)
             self._store.delete_sandbox(record.id)
+        with contextlib.suppress(Exception):
+            if self._egress is not None:
+                self._egress.forget(record.id)
 
     # --- delete ------------------------------------------------------------------------------
 
@@ -208,6 +228,9 @@ class SandboxService:
 
     async def _remove_everything(self, record: SandboxRecord) -> None:
         await self._drop_agent(record.id)
+        if self._egress is not None:
+            # Its address stops meaning this sandbox before another container can be given it.
+            self._egress.detach(record.id)
         if record.container_id:
             await self._runtime.remove(record.container_id)
         if images.rootfs_image(record) == images.hibernation_image(record.id):
@@ -215,6 +238,8 @@ class SandboxService:
         self.activity.forget(record.id)
         shutil.rmtree(self._settings.socket_root / record.id, ignore_errors=True)
         self._store.delete_sandbox(record.id)
+        if self._egress is not None:
+            self._egress.forget(record.id)
 
     # --- the way in: a live supervisor -------------------------------------------------------
 
@@ -236,6 +261,7 @@ class SandboxService:
             elif record.state == "stopped" and record.container_id:
                 await self._runtime.start(record.container_id)
                 await self._wait_for_supervisor(record)
+                await self._egress_ready(record)
             elif record.state == "hibernated":
                 return await self._wake_from_image(record)
             elif record.state == "creating":
@@ -339,15 +365,29 @@ class SandboxService:
         return self._lock(sandbox_id)
 
     def container_spec(self, record: SandboxRecord, image: str | None = None) -> ContainerSpec:
-        """How to make the sandbox's container, from its own image or (waking, restoring) another."""
+        """How to make the sandbox's container, from its own image or (waking, restoring) another.
+
+        With egress, each call gives the container a new address on the sandbox network
+        (and tells the proxy), so call it once per container made."""
+        extras = self._egress.container_extras(record.id) if self._egress is not None else None
+        env = record.spec.get("env", {})
         return ContainerSpec(
             sandbox_id=record.id,
             tenant_id=record.tenant_id,
             image=image or record.image,
             limits=Limits(**record.spec["limits"]),
-            env=record.spec.get("env", {}),
+            # Egress variables last: a sandbox's own HTTP_PROXY must not route around the proxy.
+            env={**env, **extras.env} if extras else env,
             socket_dir=self._socket_dir(record.id),
+            network=extras.network if extras else None,
+            ip=extras.ip if extras else None,
+            files=extras.files if extras else {},
         )
+
+    async def _egress_ready(self, record: SandboxRecord) -> None:
+        """Hold a started container back until the proxy knows its address."""
+        if self._egress is not None:
+            await self._egress.ready(record.id, record.container_id)
 
     async def wake(self, record: SandboxRecord) -> SandboxRecord:
         """Bring a sleeping sandbox back (from a pause, a stop or hibernation); takes its lock."""
@@ -421,6 +461,8 @@ class SandboxService:
             record.id, state="hibernated", container_id=None, spec={**record.spec, "rootfs_image": image}
         )
         await self._drop_agent(record.id)
+        if self._egress is not None:
+            self._egress.detach(record.id)
         await self._runtime.remove(container_id)
         return record
 
@@ -432,14 +474,20 @@ class SandboxService:
             self._store.update_sandbox(record.id, state="failed", error=error)
             raise SandboxUnavailable(f"sandbox {record.id} cannot wake: {error}; delete it and create a new one")
         record = self._store.update_sandbox(record.id, state="waking")
+        if self._egress is not None and image != images.hibernation_image(record.id):
+            # Restored from a snapshot: files there may hold placeholders of another sandbox or time.
+            self._egress.renew_placeholders(record.id)
         container_id: str | None = None
         try:
             container_id = await self._runtime.create(self.container_spec(record, image))
             record = self._store.update_sandbox(record.id, container_id=container_id)
             await self._wait_for_supervisor(record)
+            await self._egress_ready(record)
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._drop_agent(record.id)
+                if self._egress is not None:
+                    self._egress.detach(record.id)
                 if container_id:
                     await self._runtime.remove(container_id)
             self._store.update_sandbox(record.id, state="hibernated", container_id=None)

@@ -110,6 +110,21 @@ def remove_owned_containers(instance_id: str | None) -> None:
             container.remove(force=True)
     finally:
         client.close()
+    remove_egress(instance_id)
+
+
+def remove_egress(instance_id: str) -> None:
+    """The daemon's sandbox network and its host firewall rules, which outlive it by design."""
+    from sandboxd.egress.firewall import Firewall, FirewallPlan
+    from sandboxd.egress.network import bridge_name, network_name
+
+    client = docker.from_env()
+    try:
+        for network in client.networks.list(names=[network_name(instance_id)]):
+            network.remove()
+    finally:
+        client.close()
+    Firewall(FirewallPlan(bridge_name(instance_id), "", 0)).remove()
 
 
 @pytest.fixture(scope="session")

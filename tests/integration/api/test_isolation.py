@@ -34,15 +34,19 @@ def test_unprivileged_user_without_capabilities(sandbox: dict, sh) -> None:
     assert sh(sid, "su -c true root </dev/null")["exit_code"] != 0
 
 
-def test_no_network_at_all(sandbox: dict, sh) -> None:
+def test_no_network_but_the_proxy(daemon, sandbox: dict, sh) -> None:
+    """One interface on the sandbox network; of everything tried directly, only the proxy port answers."""
     probe = (
-        "import socket\n"
-        "for target in [('1.1.1.1', 80), ('169.254.169.254', 80)]:\n"
+        "import os, socket\n"
+        "from urllib.parse import urlsplit\n"
+        "proxy = urlsplit(os.environ['HTTPS_PROXY'])\n"
+        f"targets = [('1.1.1.1', 80), ('169.254.169.254', 80), (proxy.hostname, {daemon.port}), (proxy.hostname, 22)]\n"
+        "for target in targets + [(proxy.hostname, proxy.port)]:\n"
         "    try:\n"
-        "        socket.create_connection(target, timeout=2)\n"
-        "        print('connected', target)\n"
+        "        socket.create_connection(target, timeout=2).close()\n"
+        "        print('connected', *target)\n"
         "    except OSError as e:\n"
-        "        print('refused', e.errno)\n"
+        "        print('refused', *target)\n"
         "try:\n"
         "    socket.getaddrinfo('example.com', 80)\n"
         "    print('resolved')\n"
@@ -50,9 +54,12 @@ def test_no_network_at_all(sandbox: dict, sh) -> None:
         "    print('no dns')\n"
     )
     result = sh(sandbox["id"], f"python3 -c \"{probe}\"")
-    assert "connected" not in result["stdout"] and "resolved" not in result["stdout"], result
+    lines = result["stdout"].splitlines()
+    connected = [line for line in lines if line.startswith("connected")]
+    assert len(connected) == 1 and connected[0].endswith(" 3128"), result
+    assert "no dns" in lines, result
     interfaces = sh(sandbox["id"], "ls /sys/class/net")["stdout"].split()
-    assert interfaces == ["lo"]
+    assert interfaces == ["eth0", "lo"]
 
 
 def test_fork_bomb_hits_the_pids_limit(small, sh) -> None:

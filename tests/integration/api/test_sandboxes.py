@@ -20,7 +20,9 @@ def test_create_get_list_delete(admin: httpx.Client, docker_client: docker.Docke
     container = docker_client.containers.get(f"sandboxd-{sbx['id']}")
     host_config = container.attrs["HostConfig"]
     assert host_config["CapDrop"] == ["ALL"]
-    assert host_config["NetworkMode"] == "none"
+    # Only the internal sandbox network, whose one way out is the egress proxy (tests/integration/egress).
+    assert host_config["NetworkMode"].startswith("sandboxd-egress-")
+    assert list(container.attrs["NetworkSettings"]["Networks"]) == [host_config["NetworkMode"]]
     assert host_config["PidsLimit"] == 128
     assert host_config["Memory"] == host_config["MemorySwap"] == 256 * 1024 * 1024
     assert host_config["NanoCpus"] == 500_000_000
