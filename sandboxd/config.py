@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -63,6 +64,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(10 * 1024 * MiB, ge=1024)
     # MCP tool calls carry file contents inline (write_file), so they may be larger than API bodies.
     mcp_max_request_bytes: int = Field(32 * MiB, ge=1024)
+
+    # What happens to a sandbox left alone, unless it or its tenant says otherwise. Hibernating
+    # keeps every byte and wakes on the next call; deleting is never a server default.
+    idle_timeout_s: int | None = Field(1800, gt=0)
+    idle_action: Literal["pause", "hibernate"] = "hibernate"
+    max_lifetime_s: int | None = Field(None, gt=0)
 
     # How long a new or restarted sandbox may take before its supervisor answers.
     supervisor_start_timeout_s: float = Field(20.0, gt=0)

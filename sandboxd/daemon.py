@@ -19,7 +19,7 @@ from sandboxd.service.exec import ExecService
 from sandboxd.service.changes import ChangeService
 from sandboxd.service.egress import EgressService
 from sandboxd.service.files import FileService
-from sandboxd.service.lifecycle import Lifecycle
+from sandboxd.service.lifecycle import Lifecycle, Policy
 from sandboxd.service.portability import Portability
 from sandboxd.service.sandboxes import SandboxService
 from sandboxd.service.secrets import SecretService
@@ -80,7 +80,15 @@ class Daemon:
             exec=ExecService(settings, sandboxes, audit),
             files=FileService(sandboxes, audit, settings.max_upload_bytes),
             snapshots=snapshots,
-            lifecycle=Lifecycle(store, runtime, sandboxes, snapshots, audit, instance_id=instance_id),
+            lifecycle=Lifecycle(
+                store,
+                runtime,
+                sandboxes,
+                snapshots,
+                audit,
+                instance_id=instance_id,
+                server_policy=Policy(settings.idle_timeout_s, settings.idle_action, settings.max_lifetime_s),
+            ),
             portability=Portability(store, runtime, snapshots, audit, spool_dir=settings.data_dir / "spool"),
             changes=ChangeService(runtime, sandboxes, snapshots),
             egress=egress,

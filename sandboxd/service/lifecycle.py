@@ -2,8 +2,9 @@
 
 Each sandbox may set an idle timeout with an action (pause, hibernate or delete)
 and a maximum lifetime; what it leaves unset comes from its tenant's defaults,
-then from the server's (``SERVER_POLICY``). The server's defaults hibernate a
-sandbox idle for 30 minutes and never delete anything: hibernation keeps every
+then from the server's settings (``SANDBOXD_IDLE_TIMEOUT_S`` and friends; ``SERVER_POLICY``
+holds their defaults). Those hibernate a sandbox idle for 30 minutes and never delete
+anything: hibernation keeps every
 byte and the sandbox wakes at its next call, while a deletion must be asked for.
 
 Idle means no API call on the sandbox (one still running counts as busy for as
