@@ -32,6 +32,10 @@ class Settings(BaseSettings):
 
     # State: SQLite database, supervisor sockets, CA and keys. Created 0700.
     data_dir: Path = Field(default_factory=_default_data_dir)
+    # Where per-sandbox supervisor socket directories go (default <data_dir>/run). They are
+    # bind-mounted into sandboxes by path, so when sandboxd itself runs in a container this
+    # must be a host path mounted at the same place.
+    socket_dir: Path | None = None
 
     # The admin key to register on first start; when unset one is generated and printed once.
     api_key: SecretStr | None = None
@@ -92,13 +96,16 @@ class Settings(BaseSettings):
     egress_upstream_ca_bundle: Path | None = None
     # The mitmdump executable; default the one next to this Python, else the one on PATH.
     egress_mitmdump: Path | None = None
+    # The proxy's files (CA, state, audit); default <data_dir>/egress. An external proxy mounts
+    # this directory and nothing else of the data directory.
+    egress_data_dir: Path | None = None
     # The proxy's audit file is rotated past this size, once ingested.
     egress_audit_rotate_bytes: int = Field(64 * MiB, ge=1024)
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "socket_dir", "egress_data_dir")
     @classmethod
-    def _absolute(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+    def _absolute(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
 
     @model_validator(mode="after")
     def _defaults_within_maxima(self) -> Settings:
@@ -121,9 +128,9 @@ class Settings(BaseSettings):
     @property
     def egress_dir(self) -> Path:
         """The proxy's files: CA, state file and key, audit file, log. The one directory to share with an external proxy."""
-        return self.data_dir / "egress"
+        return self.egress_data_dir or self.data_dir / "egress"
 
     @property
     def socket_root(self) -> Path:
         """Per-sandbox socket directories live here; kept short because unix socket paths are capped at 108 bytes."""
-        return self.data_dir / "run"
+        return self.socket_dir or self.data_dir / "run"
