@@ -10,7 +10,8 @@ import asyncio
 import builtins
 import contextlib
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Generator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -20,19 +21,27 @@ import httpx
 from sandboxd.client import _requests as req
 from sandboxd.client._body import AsyncData, Progress, acounted, async_body, directory, in_thread
 from sandboxd.client._http import DEFAULT_TIMEOUT, AsyncHTTP
+from sandboxd.client._local import Target, opened
 from sandboxd.client._sse import SSEDecoder
 from sandboxd.client._tar import extract_tar
 from sandboxd.client._types import (
     ApiKey,
     AuditRecord,
     AuditVerification,
+    Changes,
+    EgressLog,
+    EgressPolicy,
     ExecEvent,
     ExecResult,
     ExitEvent,
     FileInfo,
+    LifecycleDefaults,
+    LifecycleInfo,
     ProcessInfo,
     ProcessOutput,
     SandboxInfo,
+    SecretInfo,
+    SnapshotInfo,
     Tenant,
     exec_event,
 )
@@ -53,6 +62,10 @@ class AsyncClient:
     ) -> None:
         self._http = AsyncHTTP(url, api_key, timeout=timeout, transport=transport)
         self.sandboxes = AsyncSandboxes(self)
+        self.snapshots = AsyncSnapshots(self)
+        self.secrets = AsyncSecrets(self._http)
+        self.egress = AsyncTenantEgress(self._http)
+        self.lifecycle = AsyncTenantLifecycle(self._http)
         self.tenants = AsyncTenants(self._http)
         self.keys = AsyncKeys(self._http)
         self.audit = AsyncAudit(self._http)
@@ -113,6 +126,10 @@ class AsyncSandboxes:
         labels: Mapping[str, str] | None = None,
         idle_timeout_s: int | None = None,
         max_lifetime_s: int | None = None,
+        idle_action: str | None = None,
+        on_wake: str | None = None,
+        egress: Sequence[req.Rule] | None = None,
+        secrets: Sequence[str] | None = None,
         keep: bool = False,
     ) -> Opening:
         """Create a sandbox and wait until it runs: ``await`` it, or ``async with`` it.
@@ -134,6 +151,10 @@ class AsyncSandboxes:
             labels=dict(labels) if labels is not None else None,
             idle_timeout_s=idle_timeout_s,
             max_lifetime_s=max_lifetime_s,
+            idle_action=idle_action,
+            on_wake=on_wake,
+            egress=egress,
+            secrets=list(secrets) if secrets is not None else None,
         )
         return Opening(self._create(body, keep))
 
@@ -173,6 +194,8 @@ class AsyncSandbox:
         self._base = f"/v1/sandboxes/{req.segment(info.id)}"
         self.processes = AsyncProcesses(client._http, self._base)
         self.files = AsyncFiles(client._http, self._base)
+        self.lifecycle = AsyncSandboxLifecycle(client._http, self._base)
+        self.egress = AsyncSandboxEgress(client._http, self._base)
 
     @classmethod
     def create(cls, *, client: AsyncClient | None = None, keep: bool = False, **spec: Any) -> Opening:
@@ -256,6 +279,69 @@ class AsyncSandbox:
         finally:
             await response.aclose()
         raise SandboxdError("the output stream ended before the command did; its result is unknown")
+
+    # --- snapshots and suspension ---------------------------------------------------------------
+
+    async def snapshot(self, *, name: str | None = None, labels: Mapping[str, str] | None = None) -> AsyncSnapshot:
+        """Save the filesystem as a snapshot; see ``Sandbox.snapshot``."""
+        body = req.snapshot_body(name, labels)
+        response = await self.client._http.send(
+            "POST", f"{self._base}/snapshots", json=body, timeout=req.SNAPSHOT_TIMEOUT
+        )
+        return AsyncSnapshot(self.client, SnapshotInfo.model_validate(response.json()))
+
+    async def fork(
+        self,
+        n: int = 1,
+        *,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> builtins.list[AsyncSandbox]:
+        """Snapshot this sandbox, then fork the snapshot ``n`` times; see ``Sandbox.fork``."""
+        req.fork_body(n, labels, env)
+        snapshot = await self.snapshot(name=name or f"fork of {self.id}")
+        return await snapshot.fork(n, labels=labels, env=env)
+
+    async def restore(self, snapshot: AsyncSnapshot | str) -> Self:
+        """Roll the filesystem back to ``snapshot``; see ``Sandbox.restore``."""
+        snapshot_id = snapshot.id if isinstance(snapshot, AsyncSnapshot) else snapshot
+        response = await self.client._http.send(
+            "POST", f"{self._base}/restore", json={"snapshot_id": snapshot_id}, timeout=req.SNAPSHOT_TIMEOUT
+        )
+        self.info = SandboxInfo.model_validate(response.json())
+        return self
+
+    async def pause(self) -> Self:
+        return await self._transition("pause")
+
+    async def resume(self) -> Self:
+        return await self._transition("resume")
+
+    async def hibernate(self) -> Self:
+        return await self._transition("hibernate")
+
+    async def keepalive(self) -> LifecycleInfo:
+        response = await self.client._http.send("POST", f"{self._base}/keepalive")
+        return LifecycleInfo.model_validate(response.json())
+
+    async def _transition(self, action: str) -> Self:
+        response = await self.client._http.send("POST", f"{self._base}/{action}", timeout=req.SNAPSHOT_TIMEOUT)
+        self.info = SandboxInfo.model_validate(response.json())
+        return self
+
+    async def changes(
+        self, *, since: AsyncSnapshot | str | None = None, path: str = "/", diff: bool = False
+    ) -> Changes:
+        """What changed since a snapshot; see ``Sandbox.changes``."""
+        since_id = since.id if isinstance(since, AsyncSnapshot) else since
+        response = await self.client._http.send(
+            "GET",
+            f"{self._base}/changes",
+            params=req.changes_params(path, diff, since=since_id),
+            timeout=req.SNAPSHOT_TIMEOUT,
+        )
+        return Changes.model_validate(response.json())
 
     async def delete(self) -> None:
         """Delete the sandbox and everything in it; one already gone is not an error."""
@@ -443,6 +529,258 @@ class AsyncFiles:
                 await response.aclose()
             spool.seek(0)
             return await asyncio.to_thread(extract_tar, spool, local_dir)
+
+
+class AsyncSandboxLifecycle:
+    """A sandbox's idle policy; see ``SandboxLifecycle``."""
+
+    def __init__(self, http: AsyncHTTP, base: str) -> None:
+        self._http = http
+        self._path = f"{base}/lifecycle"
+
+    async def get(self) -> LifecycleInfo:
+        return LifecycleInfo.model_validate((await self._http.send("GET", self._path)).json())
+
+    async def set(
+        self,
+        *,
+        idle_timeout_s: int | None | req.Keep = req.KEEP,
+        idle_action: str | None | req.Keep = req.KEEP,
+        max_lifetime_s: int | None | req.Keep = req.KEEP,
+        on_wake: str | None | req.Keep = req.KEEP,
+    ) -> LifecycleInfo:
+        body = req.lifecycle_body(
+            idle_timeout_s=idle_timeout_s, idle_action=idle_action, max_lifetime_s=max_lifetime_s, on_wake=on_wake
+        )
+        return LifecycleInfo.model_validate((await self._http.send("PATCH", self._path, json=body)).json())
+
+
+class AsyncSandboxEgress:
+    """A sandbox's egress policy and log; see ``SandboxEgress``."""
+
+    def __init__(self, http: AsyncHTTP, base: str) -> None:
+        self._http = http
+        self._policy = f"{base}/egress/policy"
+        self._log = f"{base}/egress/log"
+
+    async def policy(self) -> EgressPolicy:
+        return EgressPolicy.model_validate((await self._http.send("GET", self._policy)).json())
+
+    async def set_policy(
+        self,
+        rules: Sequence[req.Rule] | None = None,
+        *,
+        allow: Sequence[str] | None = None,
+        deny: Sequence[str] | None = None,
+    ) -> EgressPolicy:
+        body = req.policy_body(rules, allow, deny)
+        return EgressPolicy.model_validate((await self._http.send("PUT", self._policy, json=body)).json())
+
+    async def clear_policy(self) -> EgressPolicy:
+        return EgressPolicy.model_validate((await self._http.send("DELETE", self._policy)).json())
+
+    async def log(
+        self,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        blocked: bool | None = None,
+        host: str | None = None,
+        since: datetime | str | None = None,
+    ) -> EgressLog:
+        params = req.egress_log_params(limit=limit, before=before, blocked=blocked, host=host, since=since)
+        return EgressLog.model_validate((await self._http.send("GET", self._log, params=params)).json())
+
+
+class AsyncSnapshots:
+    """This tenant's snapshots; see ``Snapshots``."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self._http = client._http
+
+    async def list(
+        self, *, sandbox_id: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> builtins.list[AsyncSnapshot]:
+        response = await self._http.send("GET", "/v1/snapshots", params=req.snapshot_list_params(sandbox_id, labels))
+        return [AsyncSnapshot(self._client, SnapshotInfo.model_validate(s)) for s in response.json()["snapshots"]]
+
+    async def get(self, snapshot_id: str) -> AsyncSnapshot:
+        return AsyncSnapshot(self._client, await _fetch_snapshot(self._http, snapshot_id))
+
+    async def delete(self, snapshot_id: str, *, force: bool = False) -> None:
+        params = {"force": "true"} if force else None
+        await self._http.send("DELETE", f"/v1/snapshots/{req.segment(snapshot_id)}", params=params)
+
+    async def fork(
+        self,
+        snapshot_id: str,
+        n: int = 1,
+        *,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> builtins.list[AsyncSandbox]:
+        body = req.fork_body(n, labels, env)
+        response = await self._http.send(
+            "POST", f"/v1/snapshots/{req.segment(snapshot_id)}/fork", json=body, timeout=req.SNAPSHOT_TIMEOUT
+        )
+        return [AsyncSandbox(self._client, SandboxInfo.model_validate(s)) for s in response.json()["sandboxes"]]
+
+    async def changes(self, base: str, to: str, *, path: str = "/", diff: bool = False) -> Changes:
+        response = await self._http.send(
+            "GET",
+            f"/v1/snapshots/{req.segment(base)}/changes",
+            params=req.changes_params(path, diff, to=to),
+            timeout=req.SNAPSHOT_TIMEOUT,
+        )
+        return Changes.model_validate(response.json())
+
+    async def export(self, snapshot_id: str, target: Target, *, progress: Progress | None = None) -> int:
+        """As ``Snapshots.export``; the file is written from a worker thread."""
+        response = await self._http.send(
+            "GET", f"/v1/snapshots/{req.segment(snapshot_id)}/export", stream=True, timeout=req.TRANSFER_TIMEOUT
+        )
+        written = 0
+        try:
+            with opened(target) as f:
+                async for chunk in acounted(self._http.iter_bytes(response), progress):
+                    await asyncio.to_thread(f.write, chunk)
+                    written += len(chunk)
+        finally:
+            await response.aclose()
+        return written
+
+    async def import_(self, source: AsyncData, *, progress: Progress | None = None) -> AsyncSnapshot:
+        """As ``Snapshots.import_``; ``source`` may also be an async iterable of chunks."""
+        content, _ = async_body(source, progress)
+        response = await self._http.send("POST", "/v1/snapshots/import", content=content, timeout=req.TRANSFER_TIMEOUT)
+        return AsyncSnapshot(self._client, SnapshotInfo.model_validate(response.json()))
+
+
+async def _fetch_snapshot(http: AsyncHTTP, snapshot_id: str) -> SnapshotInfo:
+    response = await http.send("GET", f"/v1/snapshots/{req.segment(snapshot_id)}")
+    return SnapshotInfo.model_validate(response.json())
+
+
+class AsyncSnapshot:
+    """A handle on one snapshot; see ``Snapshot``."""
+
+    def __init__(self, client: AsyncClient, info: SnapshotInfo) -> None:
+        self.client = client
+        self.info = info
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def __repr__(self) -> str:
+        return f"<AsyncSnapshot {self.id} {self.name!r}>"
+
+    async def refresh(self) -> Self:
+        self.info = await _fetch_snapshot(self.client._http, self.id)
+        return self
+
+    async def fork(
+        self, n: int = 1, *, labels: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
+    ) -> builtins.list[AsyncSandbox]:
+        return await self.client.snapshots.fork(self.id, n, labels=labels, env=env)
+
+    async def changes(self, to: AsyncSnapshot | str, *, path: str = "/", diff: bool = False) -> Changes:
+        target = to.id if isinstance(to, AsyncSnapshot) else to
+        return await self.client.snapshots.changes(self.id, target, path=path, diff=diff)
+
+    async def export(self, target: Target, *, progress: Progress | None = None) -> int:
+        return await self.client.snapshots.export(self.id, target, progress=progress)
+
+    async def delete(self, *, force: bool = False) -> None:
+        await self.client.snapshots.delete(self.id, force=force)
+
+
+class AsyncSecrets:
+    """Stored credentials; see ``Secrets``."""
+
+    def __init__(self, http: AsyncHTTP) -> None:
+        self._http = http
+
+    async def put(
+        self,
+        name: str,
+        value: str,
+        *,
+        hosts: Sequence[str],
+        header: str | None = None,
+        basic: str | None = None,
+        query: str | None = None,
+        allow_in_body: bool = False,
+        allow_in_query: bool = False,
+    ) -> SecretInfo:
+        inject = req.injection(header, basic, query)
+        body = req.secret_body(value, hosts, inject, allow_in_body, allow_in_query)
+        response = await self._http.send("PUT", f"/v1/secrets/{req.segment(name)}", json=body)
+        return SecretInfo.model_validate(response.json())
+
+    async def list(self) -> builtins.list[SecretInfo]:
+        return [SecretInfo.model_validate(s) for s in (await self._http.send("GET", "/v1/secrets")).json()["secrets"]]
+
+    async def get(self, name: str) -> SecretInfo:
+        return SecretInfo.model_validate((await self._http.send("GET", f"/v1/secrets/{req.segment(name)}")).json())
+
+    async def delete(self, name: str) -> None:
+        await self._http.send("DELETE", f"/v1/secrets/{req.segment(name)}")
+
+
+class AsyncTenantEgress:
+    """The tenant's default egress policy; see ``TenantEgress``."""
+
+    def __init__(self, http: AsyncHTTP) -> None:
+        self._http = http
+
+    async def policy(self, *, tenant_id: str | None = None) -> EgressPolicy:
+        params = {"tenant_id": tenant_id} if tenant_id else None
+        return EgressPolicy.model_validate((await self._http.send("GET", "/v1/egress/policy", params=params)).json())
+
+    async def set_policy(
+        self,
+        rules: Sequence[req.Rule] | None = None,
+        *,
+        allow: Sequence[str] | None = None,
+        deny: Sequence[str] | None = None,
+        tenant_id: str | None = None,
+    ) -> EgressPolicy:
+        body = req.policy_body(rules, allow, deny)
+        params = {"tenant_id": tenant_id} if tenant_id else None
+        response = await self._http.send("PUT", "/v1/egress/policy", json=body, params=params)
+        return EgressPolicy.model_validate(response.json())
+
+
+class AsyncTenantLifecycle:
+    """A tenant's default idle policy; see ``TenantLifecycle``."""
+
+    def __init__(self, http: AsyncHTTP) -> None:
+        self._http = http
+
+    async def defaults(self, *, tenant_id: str | None = None) -> LifecycleDefaults:
+        params = {"tenant_id": tenant_id} if tenant_id else None
+        response = await self._http.send("GET", "/v1/lifecycle/defaults", params=params)
+        return LifecycleDefaults.model_validate(response.json())
+
+    async def set_defaults(
+        self,
+        tenant_id: str,
+        *,
+        idle_timeout_s: int | None = None,
+        idle_action: str | None = None,
+        max_lifetime_s: int | None = None,
+    ) -> LifecycleDefaults:
+        body = req.lifecycle_defaults_body(
+            idle_timeout_s=idle_timeout_s, idle_action=idle_action, max_lifetime_s=max_lifetime_s
+        )
+        path = f"/v1/tenants/{req.segment(tenant_id)}/lifecycle"
+        return LifecycleDefaults.model_validate((await self._http.send("PUT", path, json=body)).json())
 
 
 class AsyncTenants:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
@@ -11,7 +12,18 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from sandboxd.errors import InvalidRequest
-from sandboxd.models import CreateSandbox, ExecRequest, StartProcess
+from sandboxd.models import (
+    CreateSandbox,
+    CreateSnapshot,
+    EgressPolicyIn,
+    EgressRule,
+    ExecRequest,
+    ForkRequest,
+    LifecycleDefaultsIn,
+    LifecycleUpdate,
+    PutSecret,
+    StartProcess,
+)
 
 # Room for the daemon to answer after a command's own timeout has run out.
 TIMEOUT_MARGIN_S = 30.0
@@ -52,7 +64,10 @@ def command_fields(cmd: Command) -> dict[str, Any]:
     return {"argv": list(cmd)}
 
 
-def create_body(**spec: Any) -> dict[str, Any]:
+def create_body(*, egress: Sequence[Rule] | None = None, **spec: Any) -> dict[str, Any]:
+    """``egress`` None follows the tenant's default policy; a list (even empty) gives the sandbox rules of its own."""
+    if egress is not None:
+        spec["egress"] = policy_body(egress)
     return build(CreateSandbox, **spec)
 
 
@@ -116,3 +131,175 @@ def mode_param(mode: int | str | None) -> str | None:
 
 def audit_params(**filters: Any) -> dict[str, Any]:
     return {k: v for k, v in filters.items() if v is not None}
+
+
+# --- snapshots and lifecycle -------------------------------------------------------------------
+
+# A snapshot commits the whole filesystem and a fork starts containers: give them room.
+SNAPSHOT_TIMEOUT = httpx.Timeout(600.0, connect=5.0)
+
+
+class Keep(enum.Enum):
+    """An argument left out of a partial update: the value stays as it is (None would clear it)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+def snapshot_body(name: str | None, labels: Mapping[str, str] | None) -> dict[str, Any]:
+    return build(CreateSnapshot, name=name, labels=dict(labels) if labels is not None else None)
+
+
+def fork_body(count: int, labels: Mapping[str, str] | None, env: Mapping[str, str] | None) -> dict[str, Any]:
+    return build(
+        ForkRequest,
+        count=count,
+        labels=dict(labels) if labels is not None else None,
+        env=dict(env) if env is not None else None,
+    )
+
+
+def snapshot_list_params(sandbox_id: str | None, labels: Mapping[str, str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if sandbox_id is not None:
+        params["sandbox_id"] = sandbox_id
+    if labels:
+        params["label"] = [f"{k}={v}" for k, v in labels.items()]
+    return params
+
+
+def lifecycle_body(**fields: Any) -> dict[str, Any]:
+    """A PATCH body: fields given as ``KEEP`` are left out, None is sent as null (clear it)."""
+    chosen = {k: v for k, v in fields.items() if v is not KEEP}
+    try:
+        update = LifecycleUpdate(**chosen)
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc)) from None
+    return update.model_dump(mode="json", exclude_unset=True)
+
+
+def lifecycle_defaults_body(**fields: Any) -> dict[str, Any]:
+    return build(LifecycleDefaultsIn, **fields)
+
+
+def changes_params(path: str, diff: bool, **extra: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    params["path"] = path
+    params["diff"] = "true" if diff else "false"
+    return params
+
+
+# --- egress and secrets ------------------------------------------------------------------------
+
+# A full rule, or a str "HOST[:PORT]" that allows that host (on that port).
+Rule = str | EgressRule | Mapping[str, Any]
+
+
+def host_port(spec: str) -> tuple[str, int | None]:
+    """"api.example.com", "api.example.com:443", "[2001:db8::1]:443" or "2001:db8::1" as (host, port).
+
+    Raises:
+        InvalidRequest: the port is not a number from 1 to 65535.
+    """
+    spec = spec.strip()
+    if spec.startswith("["):
+        host, sep, rest = spec[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise InvalidRequest(f"{spec!r}: write an IPv6 address with a port as [ADDRESS]:PORT")
+        port_text = rest[1:] or None
+    elif spec.count(":") == 1:
+        host, _, port_text = spec.partition(":")
+    else:
+        host, port_text = spec, None
+    if port_text is None:
+        return host, None
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise InvalidRequest(f"{spec!r}: the port must be a number from 1 to 65535")
+    return host, int(port_text)
+
+
+def _rule(rule: Rule) -> dict[str, Any]:
+    if isinstance(rule, str):
+        host, port = host_port(rule)
+        return {"action": "allow", "host": host, **({"port": port} if port is not None else {})}
+    if isinstance(rule, EgressRule):
+        return rule.model_dump(exclude_none=True)
+    return dict(rule)
+
+
+def policy_body(
+    rules: Sequence[Rule] | None, allow: Sequence[str] | None = None, deny: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Rules as given (a str is an allow rule for "HOST[:PORT]"), then ``deny`` and ``allow`` hosts as rules.
+
+    Raises:
+        InvalidRequest: a rule the API's model refuses (the message names it).
+    """
+    if isinstance(rules, str):
+        raise InvalidRequest("rules is a list (of host names or rules), not one string")
+    every = [_rule(r) for r in rules or ()]
+    every += [{**_rule(spec), "action": "deny"} for spec in deny or ()]
+    every += [_rule(spec) for spec in allow or ()]
+    try:
+        policy = EgressPolicyIn(rules=every)
+    except ValidationError as exc:
+        raise InvalidRequest(_describe(exc)) from None
+    return {"rules": policy.rule_dicts()}
+
+
+def egress_log_params(**filters: Any) -> dict[str, Any]:
+    params = {k: v for k, v in filters.items() if v is not None}
+    if isinstance(params.get("blocked"), bool):
+        params["blocked"] = "true" if params["blocked"] else "false"
+    if hasattr(params.get("since"), "isoformat"):
+        params["since"] = params["since"].isoformat()
+    return params
+
+
+def injection(header: str | None, basic: str | None, query: str | None) -> dict[str, str] | None:
+    """How a secret goes into requests, from at most one of the three ways.
+
+    ``header`` is "Name: template" with ``{value}`` where the secret goes (e.g.
+    "Authorization: Bearer {value}"); ``basic`` is the user name of HTTP basic auth;
+    ``query`` the query parameter to set.
+    """
+    given = [name for name, v in (("header", header), ("basic", basic), ("query", query)) if v is not None]
+    if len(given) > 1:
+        raise InvalidRequest(f"give at most one way to inject a secret, not {' and '.join(given)}")
+    if header is not None:
+        name, sep, template = header.partition(":")
+        if not sep or not name.strip() or "{value}" not in template:
+            raise InvalidRequest(
+                f"header {header!r} must look like 'Name: template' with {{value}} in the template, "
+                "e.g. 'Authorization: Bearer {value}'"
+            )
+        return {"type": "header", "header": name.strip(), "template": template.strip()}
+    if basic is not None:
+        return {"type": "basic", "username": basic}
+    if query is not None:
+        return {"type": "query", "param": query}
+    return None
+
+
+def secret_body(
+    value: str,
+    hosts: Sequence[str],
+    inject: Mapping[str, str] | None,
+    allow_in_body: bool,
+    allow_in_query: bool,
+) -> dict[str, Any]:
+    """The PUT body; checked through the API's model, whose JSON would hide the value, so it is put back after."""
+    if isinstance(hosts, str):
+        raise InvalidRequest("hosts is a list of host names, not one string")
+    body = build(
+        PutSecret,
+        value=value,
+        hosts=list(hosts),
+        inject=dict(inject) if inject is not None else None,
+        allow_in_body=allow_in_body,
+        allow_in_query=allow_in_query,
+    )
+    body["value"] = value
+    return body

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import builtins
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -19,19 +20,27 @@ import httpx
 from sandboxd.client import _requests as req
 from sandboxd.client._body import Data, Progress, counted, directory, sync_body
 from sandboxd.client._http import DEFAULT_TIMEOUT, SyncHTTP
+from sandboxd.client._local import Target, opened
 from sandboxd.client._sse import SSEDecoder
 from sandboxd.client._tar import IteratorReader, extract_tar
 from sandboxd.client._types import (
     ApiKey,
     AuditRecord,
     AuditVerification,
+    Changes,
+    EgressLog,
+    EgressPolicy,
     ExecEvent,
     ExecResult,
     ExitEvent,
     FileInfo,
+    LifecycleDefaults,
+    LifecycleInfo,
     ProcessInfo,
     ProcessOutput,
     SandboxInfo,
+    SecretInfo,
+    SnapshotInfo,
     Tenant,
     exec_event,
 )
@@ -56,6 +65,10 @@ class Client:
     ) -> None:
         self._http = SyncHTTP(url, api_key, timeout=timeout, transport=transport)
         self.sandboxes = Sandboxes(self)
+        self.snapshots = Snapshots(self)
+        self.secrets = Secrets(self._http)
+        self.egress = TenantEgress(self._http)
+        self.lifecycle = TenantLifecycle(self._http)
         self.tenants = Tenants(self._http)
         self.keys = Keys(self._http)
         self.audit = Audit(self._http)
@@ -96,14 +109,25 @@ class Sandboxes:
         labels: Mapping[str, str] | None = None,
         idle_timeout_s: int | None = None,
         max_lifetime_s: int | None = None,
+        idle_action: str | None = None,
+        on_wake: str | None = None,
+        egress: Sequence[req.Rule] | None = None,
+        secrets: Sequence[str] | None = None,
         keep: bool = False,
     ) -> Sandbox:
         """Create a sandbox and wait until it runs.
 
         Used as a context manager, the sandbox is deleted on exit unless ``keep`` is true.
 
+        ``egress`` gives the sandbox egress rules of its own ("pypi.org" allows a host,
+        or full ``EgressRule``s); left out, it follows its tenant's default policy.
+        ``secrets`` names stored secrets it may use: each becomes an environment variable
+        holding a placeholder, which the egress proxy swaps for the value on the way out.
+        ``idle_action`` ("pause", "hibernate", "delete") is what ``idle_timeout_s`` does;
+        ``on_wake`` a shell command started each time the sandbox wakes.
+
         Raises:
-            InvalidRequest: a limit or label the daemon refuses (the message says which).
+            InvalidRequest: a limit, label, rule or secret name the daemon refuses (the message says which).
             ImageNotFound: ``image`` is not present on the daemon's engine.
         """
         body = req.create_body(
@@ -117,6 +141,10 @@ class Sandboxes:
             labels=dict(labels) if labels is not None else None,
             idle_timeout_s=idle_timeout_s,
             max_lifetime_s=max_lifetime_s,
+            idle_action=idle_action,
+            on_wake=on_wake,
+            egress=egress,
+            secrets=list(secrets) if secrets is not None else None,
         )
         response = self._http.send("POST", "/v1/sandboxes", json=body, timeout=req.exec_timeout(120))
         return Sandbox(self._client, SandboxInfo.model_validate(response.json()), keep=keep)
@@ -143,10 +171,11 @@ def _fetch(http: SyncHTTP, sandbox_id: str) -> SandboxInfo:
 
 
 class Sandbox:
-    """A handle on one sandbox: run commands, move files, delete it.
+    """A handle on one sandbox: run commands, move files, snapshot, suspend, delete it.
 
     The handle holds no connection of its own beyond its client's; ``info`` is the
-    last description fetched, brought up to date by ``refresh()``.
+    last description fetched, brought up to date by ``refresh()`` and by every call
+    that changes the sandbox's state (``pause``, ``restore``, ...).
     """
 
     def __init__(self, client: Client, info: SandboxInfo, *, keep: bool = False, owns_client: bool = False) -> None:
@@ -157,6 +186,8 @@ class Sandbox:
         self._base = f"/v1/sandboxes/{req.segment(info.id)}"
         self.processes = Processes(client._http, self._base)
         self.files = Files(client._http, self._base)
+        self.lifecycle = SandboxLifecycle(client._http, self._base)
+        self.egress = SandboxEgress(client._http, self._base)
 
     @classmethod
     def create(cls, *, client: Client | None = None, keep: bool = False, **spec: Any) -> Sandbox:
@@ -271,6 +302,109 @@ class Sandbox:
         finally:
             response.close()
         raise SandboxdError("the output stream ended before the command did; its result is unknown")
+
+    # --- snapshots and suspension ---------------------------------------------------------------
+
+    def snapshot(self, *, name: str | None = None, labels: Mapping[str, str] | None = None) -> Snapshot:
+        """Save the sandbox's whole filesystem (not its processes) as a snapshot.
+
+        The sandbox is frozen for the moment of the copy and runs on afterwards.
+
+        Raises:
+            Conflict: the sandbox is changing state (creating, waking, restoring...).
+            InvalidRequest: a bad name or label.
+        """
+        body = req.snapshot_body(name, labels)
+        response = self.client._http.send(
+            "POST", f"{self._base}/snapshots", json=body, timeout=req.SNAPSHOT_TIMEOUT
+        )
+        return Snapshot(self.client, SnapshotInfo.model_validate(response.json()))
+
+    def fork(
+        self,
+        n: int = 1,
+        *,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        name: str | None = None,
+    ) -> builtins.list[Sandbox]:
+        """``n`` new sandboxes with copies of this one's filesystem, as it is now.
+
+        The API forks from snapshots, not from live sandboxes: this takes a snapshot
+        (``name``, default "fork of <id>") and forks that. The snapshot stays, since
+        the forks are built on it; ``client.snapshots.list(sandbox_id=sbx.id)`` finds it.
+        Each fork is a new sandbox: a context manager around one deletes it on exit.
+
+        Raises:
+            Conflict: as ``snapshot``.
+            InvalidRequest: ``n`` outside 1..64, or a bad label.
+        """
+        req.fork_body(n, labels, env)  # refuse bad arguments before taking the snapshot
+        return self.snapshot(name=name or f"fork of {self.id}").fork(n, labels=labels, env=env)
+
+    def restore(self, snapshot: Snapshot | str) -> Self:
+        """Roll the filesystem back to ``snapshot``: same sandbox id, processes restart.
+
+        Raises:
+            NotFound: no such snapshot for this tenant.
+            Conflict: the sandbox is busy changing state, or the snapshot is not ready.
+        """
+        snapshot_id = snapshot.id if isinstance(snapshot, Snapshot) else snapshot
+        response = self.client._http.send(
+            "POST", f"{self._base}/restore", json={"snapshot_id": snapshot_id}, timeout=req.SNAPSHOT_TIMEOUT
+        )
+        self.info = SandboxInfo.model_validate(response.json())
+        return self
+
+    def pause(self) -> Self:
+        """Freeze every process (memory kept, no CPU used); ``resume`` or any call wakes it.
+
+        Raises:
+            Conflict: the sandbox is not running.
+        """
+        return self._transition("pause")
+
+    def resume(self) -> Self:
+        """Wake the sandbox from a pause or from hibernation; one already running is left as it is."""
+        return self._transition("resume")
+
+    def hibernate(self) -> Self:
+        """Save the filesystem and remove the container: no memory or CPU used until it wakes.
+
+        Processes do not survive (they restart on wake, with ``on_wake`` if set); files do.
+
+        Raises:
+            Conflict: the sandbox is changing state.
+        """
+        return self._transition("hibernate")
+
+    def keepalive(self) -> LifecycleInfo:
+        """Restart the idle clock without waking the sandbox."""
+        return LifecycleInfo.model_validate(self.client._http.send("POST", f"{self._base}/keepalive").json())
+
+    def _transition(self, action: str) -> Self:
+        response = self.client._http.send("POST", f"{self._base}/{action}", timeout=req.SNAPSHOT_TIMEOUT)
+        self.info = SandboxInfo.model_validate(response.json())
+        return self
+
+    def changes(self, *, since: Snapshot | str | None = None, path: str = "/", diff: bool = False) -> Changes:
+        """What changed in the filesystem since a snapshot (default: the latest one taken of this sandbox).
+
+        ``path`` limits the comparison to one directory; ``diff`` adds a unified
+        diff for each changed text file.
+
+        Raises:
+            InvalidRequest: no snapshot given and none taken of this sandbox.
+            NotFound: no such snapshot for this tenant.
+        """
+        since_id = since.id if isinstance(since, Snapshot) else since
+        response = self.client._http.send(
+            "GET",
+            f"{self._base}/changes",
+            params=req.changes_params(path, diff, since=since_id),
+            timeout=req.SNAPSHOT_TIMEOUT,
+        )
+        return Changes.model_validate(response.json())
 
     def delete(self) -> None:
         """Delete the sandbox and everything in it. Deleting one that is already gone is not an error."""
@@ -481,6 +615,347 @@ class Files:
             return extract_tar(IteratorReader(counted(self._http.iter_bytes(response), progress)), local_dir)
         finally:
             response.close()
+
+
+class SandboxLifecycle:
+    """When a sandbox suspends itself: idle timeout, what idling does, its longest life, what runs on waking."""
+
+    def __init__(self, http: SyncHTTP, base: str) -> None:
+        self._http = http
+        self._path = f"{base}/lifecycle"
+
+    def get(self) -> LifecycleInfo:
+        return LifecycleInfo.model_validate(self._http.send("GET", self._path).json())
+
+    def set(
+        self,
+        *,
+        idle_timeout_s: int | None | req.Keep = req.KEEP,
+        idle_action: str | None | req.Keep = req.KEEP,
+        max_lifetime_s: int | None | req.Keep = req.KEEP,
+        on_wake: str | None | req.Keep = req.KEEP,
+    ) -> LifecycleInfo:
+        """Change the arguments given; None clears one (back to the tenant's or server's default).
+
+        ``idle_action`` is "pause", "hibernate" or "delete".
+
+        Raises:
+            InvalidRequest: a value out of range.
+        """
+        body = req.lifecycle_body(
+            idle_timeout_s=idle_timeout_s, idle_action=idle_action, max_lifetime_s=max_lifetime_s, on_wake=on_wake
+        )
+        return LifecycleInfo.model_validate(self._http.send("PATCH", self._path, json=body).json())
+
+
+class SandboxEgress:
+    """Where a sandbox may connect to, and what it did.
+
+    Methods rather than a ``policy`` property: the async twin cannot await a property,
+    and both twins have the same shape.
+    """
+
+    def __init__(self, http: SyncHTTP, base: str) -> None:
+        self._http = http
+        self._policy = f"{base}/egress/policy"
+        self._log = f"{base}/egress/log"
+
+    def policy(self) -> EgressPolicy:
+        """The rules in force: the sandbox's own, else its tenant's default (``source`` says which)."""
+        return EgressPolicy.model_validate(self._http.send("GET", self._policy).json())
+
+    def set_policy(
+        self,
+        rules: Sequence[req.Rule] | None = None,
+        *,
+        allow: Sequence[str] | None = None,
+        deny: Sequence[str] | None = None,
+    ) -> EgressPolicy:
+        """Replace the sandbox's rules; the proxy applies them within a second.
+
+        ``rules`` are ``EgressRule``s, dicts of the same fields, or "HOST[:PORT]" strings
+        that allow a host; ``allow`` and ``deny`` add one rule per "HOST[:PORT]"
+        ("api.github.com", "*.pypi.org:443"). Nothing is allowed unless a rule allows
+        it, and a matching deny wins over any allow.
+
+        Raises:
+            InvalidRequest: a rule the proxy would not accept (the message says which).
+            Conflict: the sandbox was created without egress.
+        """
+        body = req.policy_body(rules, allow, deny)
+        return EgressPolicy.model_validate(self._http.send("PUT", self._policy, json=body).json())
+
+    def clear_policy(self) -> EgressPolicy:
+        """Drop the sandbox's own rules: it follows its tenant's default again."""
+        return EgressPolicy.model_validate(self._http.send("DELETE", self._policy).json())
+
+    def log(
+        self,
+        *,
+        limit: int = 100,
+        before: int | None = None,
+        blocked: bool | None = None,
+        host: str | None = None,
+        since: datetime | str | None = None,
+    ) -> EgressLog:
+        """Requests the sandbox sent out, newest first; pass ``next_before`` as ``before`` for older ones.
+
+        ``blocked=True`` shows only refused requests (with the ``reason``), False only allowed ones.
+        """
+        params = req.egress_log_params(limit=limit, before=before, blocked=blocked, host=host, since=since)
+        return EgressLog.model_validate(self._http.send("GET", self._log, params=params).json())
+
+
+class Snapshots:
+    """This tenant's snapshots: listed, fetched, forked, compared, exported, imported and deleted by id."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._http = client._http
+
+    def list(
+        self, *, sandbox_id: str | None = None, labels: Mapping[str, str] | None = None
+    ) -> builtins.list[Snapshot]:
+        """Oldest first; only those taken of ``sandbox_id`` and carrying all of ``labels``, if given."""
+        response = self._http.send("GET", "/v1/snapshots", params=req.snapshot_list_params(sandbox_id, labels))
+        return [Snapshot(self._client, SnapshotInfo.model_validate(s)) for s in response.json()["snapshots"]]
+
+    def get(self, snapshot_id: str) -> Snapshot:
+        """Raises NotFound if this tenant has no such snapshot."""
+        return Snapshot(self._client, _fetch_snapshot(self._http, snapshot_id))
+
+    def delete(self, snapshot_id: str, *, force: bool = False) -> None:
+        """Delete a snapshot.
+
+        Raises:
+            Conflict: sandboxes or snapshots are built on it (the message names them) and ``force`` is false.
+            NotFound: no such snapshot for this tenant.
+        """
+        params = {"force": "true"} if force else None
+        self._http.send("DELETE", f"/v1/snapshots/{req.segment(snapshot_id)}", params=params)
+
+    def fork(
+        self,
+        snapshot_id: str,
+        n: int = 1,
+        *,
+        labels: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> builtins.list[Sandbox]:
+        """``n`` (1-64) new running sandboxes on the snapshot's filesystem; all are made or none.
+
+        They inherit the limits and lifecycle of the sandbox the snapshot was taken
+        of; ``env`` replaces its environment. Each is a new sandbox: a context manager
+        around one deletes it on exit.
+
+        Raises:
+            NotFound: no such snapshot for this tenant.
+            Conflict: the snapshot is not ready, or its image is missing (import it again).
+        """
+        body = req.fork_body(n, labels, env)
+        response = self._http.send(
+            "POST", f"/v1/snapshots/{req.segment(snapshot_id)}/fork", json=body, timeout=req.SNAPSHOT_TIMEOUT
+        )
+        return [Sandbox(self._client, SandboxInfo.model_validate(s)) for s in response.json()["sandboxes"]]
+
+    def changes(self, base: str, to: str, *, path: str = "/", diff: bool = False) -> Changes:
+        """What changed from snapshot ``base`` to snapshot ``to``."""
+        response = self._http.send(
+            "GET",
+            f"/v1/snapshots/{req.segment(base)}/changes",
+            params=req.changes_params(path, diff, to=to),
+            timeout=req.SNAPSHOT_TIMEOUT,
+        )
+        return Changes.model_validate(response.json())
+
+    def export(self, snapshot_id: str, target: Target, *, progress: Progress | None = None) -> int:
+        """Write the snapshot as one tar file, for ``import_`` on this or another daemon; returns its size.
+
+        ``target`` is a path (written whole or not at all) or a binary file object.
+        ``progress`` is called with the bytes written so far.
+
+        Raises:
+            NotFound: no such snapshot for this tenant.
+            Conflict: the snapshot is not ready.
+        """
+        response = self._http.send(
+            "GET", f"/v1/snapshots/{req.segment(snapshot_id)}/export", stream=True, timeout=req.TRANSFER_TIMEOUT
+        )
+        written = 0
+        try:
+            with opened(target) as f:
+                for chunk in counted(self._http.iter_bytes(response), progress):
+                    f.write(chunk)
+                    written += len(chunk)
+        finally:
+            response.close()
+        return written
+
+    def import_(self, source: Data, *, progress: Progress | None = None) -> Snapshot:
+        """Add a snapshot from a tar that ``export`` wrote: a local ``Path``, a binary file, bytes or chunks.
+
+        (A str is taken as the content, as in ``files.write``; pass a ``Path`` for a file name.)
+        The tar is checked whole (checksums, manifest) before anything is kept.
+
+        Raises:
+            InvalidRequest: not an export of sandboxd, or damaged.
+            PayloadTooLarge: over the daemon's upload limit.
+        """
+        content, _ = sync_body(source, progress)
+        response = self._http.send(
+            "POST",
+            "/v1/snapshots/import",
+            content=content,
+            timeout=req.TRANSFER_TIMEOUT,
+        )
+        return Snapshot(self._client, SnapshotInfo.model_validate(response.json()))
+
+
+def _fetch_snapshot(http: SyncHTTP, snapshot_id: str) -> SnapshotInfo:
+    return SnapshotInfo.model_validate(http.send("GET", f"/v1/snapshots/{req.segment(snapshot_id)}").json())
+
+
+class Snapshot:
+    """A handle on one snapshot; ``info`` is its last description, brought up to date by ``refresh()``."""
+
+    def __init__(self, client: Client, info: SnapshotInfo) -> None:
+        self.client = client
+        self.info = info
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def __repr__(self) -> str:
+        return f"<Snapshot {self.id} {self.name!r}>"
+
+    def refresh(self) -> Self:
+        self.info = _fetch_snapshot(self.client._http, self.id)
+        return self
+
+    def fork(
+        self, n: int = 1, *, labels: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
+    ) -> builtins.list[Sandbox]:
+        """``n`` new sandboxes on this snapshot; see ``Snapshots.fork``."""
+        return self.client.snapshots.fork(self.id, n, labels=labels, env=env)
+
+    def changes(self, to: Snapshot | str, *, path: str = "/", diff: bool = False) -> Changes:
+        """What changed from this snapshot to ``to`` (another snapshot)."""
+        return self.client.snapshots.changes(self.id, to.id if isinstance(to, Snapshot) else to, path=path, diff=diff)
+
+    def export(self, target: Target, *, progress: Progress | None = None) -> int:
+        """Write this snapshot as a tar; see ``Snapshots.export``."""
+        return self.client.snapshots.export(self.id, target, progress=progress)
+
+    def delete(self, *, force: bool = False) -> None:
+        """Delete this snapshot; see ``Snapshots.delete``."""
+        self.client.snapshots.delete(self.id, force=force)
+
+
+class Secrets:
+    """Credentials the egress proxy puts into a sandbox's requests; the sandbox only ever holds a placeholder."""
+
+    def __init__(self, http: SyncHTTP) -> None:
+        self._http = http
+
+    def put(
+        self,
+        name: str,
+        value: str,
+        *,
+        hosts: Sequence[str],
+        header: str | None = None,
+        basic: str | None = None,
+        query: str | None = None,
+        allow_in_body: bool = False,
+        allow_in_query: bool = False,
+    ) -> SecretInfo:
+        """Store (or replace) a secret that may be sent only to ``hosts`` ("api.example.com", "*.example.com").
+
+        At most one way to inject it into every request for those hosts:
+        ``header="Authorization: Bearer {value}"``, ``basic="username"`` (HTTP basic
+        auth) or ``query="api_key"``. Without one, a sandbox created with
+        ``secrets=[name]`` finds a placeholder in ``$NAME`` that the proxy swaps for
+        the value in headers (and in bodies and query strings if allowed).
+        The value is never sent back by the daemon.
+
+        Raises:
+            InvalidRequest: a bad name, host or injection (the message never repeats the value).
+        """
+        inject = req.injection(header, basic, query)
+        body = req.secret_body(value, hosts, inject, allow_in_body, allow_in_query)
+        return SecretInfo.model_validate(self._http.send("PUT", f"/v1/secrets/{req.segment(name)}", json=body).json())
+
+    def list(self) -> builtins.list[SecretInfo]:
+        return [SecretInfo.model_validate(s) for s in self._http.send("GET", "/v1/secrets").json()["secrets"]]
+
+    def get(self, name: str) -> SecretInfo:
+        return SecretInfo.model_validate(self._http.send("GET", f"/v1/secrets/{req.segment(name)}").json())
+
+    def delete(self, name: str) -> None:
+        """Sandboxes using it stop getting it within a second.
+
+        Raises:
+            NotFound: no such secret.
+        """
+        self._http.send("DELETE", f"/v1/secrets/{req.segment(name)}")
+
+
+class TenantEgress:
+    """The tenant's default egress policy, followed by every sandbox without rules of its own."""
+
+    def __init__(self, http: SyncHTTP) -> None:
+        self._http = http
+
+    def policy(self, *, tenant_id: str | None = None) -> EgressPolicy:
+        """This key's tenant's default (another tenant's with an admin key)."""
+        params = {"tenant_id": tenant_id} if tenant_id else None
+        return EgressPolicy.model_validate(self._http.send("GET", "/v1/egress/policy", params=params).json())
+
+    def set_policy(
+        self,
+        rules: Sequence[req.Rule] | None = None,
+        *,
+        allow: Sequence[str] | None = None,
+        deny: Sequence[str] | None = None,
+        tenant_id: str | None = None,
+    ) -> EgressPolicy:
+        """Replace the default; arguments as ``SandboxEgress.set_policy``."""
+        body = req.policy_body(rules, allow, deny)
+        params = {"tenant_id": tenant_id} if tenant_id else None
+        return EgressPolicy.model_validate(
+            self._http.send("PUT", "/v1/egress/policy", json=body, params=params).json()
+        )
+
+
+class TenantLifecycle:
+    """A tenant's default idle policy, for sandboxes that set none of their own."""
+
+    def __init__(self, http: SyncHTTP) -> None:
+        self._http = http
+
+    def defaults(self, *, tenant_id: str | None = None) -> LifecycleDefaults:
+        params = {"tenant_id": tenant_id} if tenant_id else None
+        return LifecycleDefaults.model_validate(self._http.send("GET", "/v1/lifecycle/defaults", params=params).json())
+
+    def set_defaults(
+        self,
+        tenant_id: str,
+        *,
+        idle_timeout_s: int | None = None,
+        idle_action: str | None = None,
+        max_lifetime_s: int | None = None,
+    ) -> LifecycleDefaults:
+        """Replace the tenant's defaults (admin keys only); None leaves a value to the server's default."""
+        body = req.lifecycle_defaults_body(
+            idle_timeout_s=idle_timeout_s, idle_action=idle_action, max_lifetime_s=max_lifetime_s
+        )
+        path = f"/v1/tenants/{req.segment(tenant_id)}/lifecycle"
+        return LifecycleDefaults.model_validate(self._http.send("PUT", path, json=body).json())
 
 
 class Tenants:

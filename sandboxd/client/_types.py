@@ -1,7 +1,8 @@
 """What the SDK hands back: typed, immutable views of the API's answers.
 
-Sandboxes and exec results are the API's own models (``sandboxd.models``), so the
-SDK and the server cannot drift apart. The rest are small frozen dataclasses built
+Sandboxes, exec results, snapshots, changes, lifecycle, egress and secrets are
+the API's own models (``sandboxd.models``), so the SDK and the server cannot
+drift apart. The rest are small frozen dataclasses built
 by ``from_wire``, which keeps any field a newer server adds in ``extra`` instead of
 failing on it: an old SDK keeps working against a newer daemon.
 """
@@ -16,13 +17,47 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
 from sandboxd.errors import SandboxdError, error_from_code
-from sandboxd.models import ExecOut, SandboxOut
+from sandboxd.models import (
+    ChangesOut,
+    EgressLogOut,
+    EgressPolicyOut,
+    ExecOut,
+    LifecycleDefaultsOut,
+    LifecycleOut,
+    SandboxOut,
+    SecretOut,
+    SnapshotOut,
+)
+from sandboxd.models import EgressLogEntry as EgressLogEntry  # an entry of EgressLog.records
+from sandboxd.models import EgressRule as EgressRule  # one allow or deny rule, for set_policy
+from sandboxd.models import FileChange as FileChange  # an entry of Changes.changes
 
 ExecResult = ExecOut
 """The result of a command: exit code, stdout, stderr, truncated flags, duration, timeout, signal."""
 
 SandboxInfo = SandboxOut
 """A sandbox as the API describes it: id, state, image, labels, limits, env, timestamps."""
+
+SnapshotInfo = SnapshotOut
+"""A snapshot as the API describes it: id, name, state, labels, the sandbox it was taken of, sizes."""
+
+Changes = ChangesOut
+"""What changed between a snapshot and a sandbox (or another snapshot): ``changes`` lists ``FileChange``s."""
+
+LifecycleInfo = LifecycleOut
+"""A sandbox's effective idle policy, how long it has been idle, and where each value comes from."""
+
+LifecycleDefaults = LifecycleDefaultsOut
+"""A tenant's default idle policy; None fields fall back to the server's."""
+
+EgressPolicy = EgressPolicyOut
+"""The rules a sandbox's outbound traffic is held to, and whether they are its own or its tenant's."""
+
+EgressLog = EgressLogOut
+"""One page of a sandbox's egress log, newest first; ``next_before`` pages on."""
+
+SecretInfo = SecretOut
+"""A stored secret as the API shows it: name, hosts, injection; never the value."""
 
 
 class _Wire:
