@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     # The proxy's audit file is rotated past this size, once ingested.
     egress_audit_rotate_bytes: int = Field(64 * MiB, ge=1024)
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # SANDBOXD_API_KEY= (empty, as docker compose passes an unset variable) means "not given".
+        return None if value == "" else value
+
     @field_validator("data_dir", "socket_dir", "egress_data_dir")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:

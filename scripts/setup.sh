@@ -405,6 +405,32 @@ build_image() {
     docker image prune -f --filter "label=org.sandboxd.build-hash" >/dev/null 2>&1 || true
 }
 
+# --- docker compose ------------------------------------------------------------
+
+# docker-compose.yml works with the Compose v2 plugin or Debian's docker-compose 1.29;
+# where neither is there and we may, the latter is installed (the plugin is not packaged).
+ensure_compose() {
+    if docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1; then
+        return 0
+    fi
+    if is_root && has_apt; then
+        apt_install docker-compose
+    else
+        note "neither 'docker compose' nor 'docker-compose' is installed: docker-compose.yml (and its test) need one"
+    fi
+}
+
+# Image builds that install from PyPI run inside containers, which do not see the host's
+# trust store; where TLS is inspected on the way out, pip there needs the host's CA bundle.
+# The Dockerfiles pick up any *.pem in their directory (these copies are not committed).
+stage_build_ca() {
+    local bundle=/etc/ssl/certs/ca-certificates.crt dir
+    [ -r "$bundle" ] || return 0
+    for dir in "$SANDBOXD_ROOT/images/egress-proxy" "$SANDBOXD_ROOT/images/sandboxd"; do
+        cmp -s "$bundle" "$dir/host-ca.pem" || cp "$bundle" "$dir/host-ca.pem"
+    done
+}
+
 # --- everything ----------------------------------------------------------------
 
 sandboxd_setup() {
@@ -419,6 +445,8 @@ sandboxd_setup() {
     fi
     ensure_venv
     ensure_docker
+    ensure_compose
+    stage_build_ca
     sandboxd_build_images
     exec 9>&-
 }
