@@ -9,6 +9,7 @@ docker-compose 1.29 (scripts/setup.sh installs one).
 from __future__ import annotations
 
 import http.server
+import ipaddress
 import os
 import secrets
 import shutil
@@ -47,6 +48,25 @@ class Upstream(http.server.BaseHTTPRequestHandler):
         pass
 
 
+def unused_subnet_prefix() -> str:
+    """A 172.31.N.0/24 that no Docker network on this engine overlaps."""
+    client = docker.from_env()
+    try:
+        taken = [
+            ipaddress.ip_network(config["Subnet"])
+            for network in client.networks.list()
+            for config in (network.attrs.get("IPAM") or {}).get("Config") or []
+            if config.get("Subnet")
+        ]
+    finally:
+        client.close()
+    for n in range(239, 100, -1):
+        candidate = ipaddress.ip_network(f"172.31.{n}.0/24")
+        if not any(candidate.overlaps(t) for t in taken):
+            return f"172.31.{n}"
+    pytest.fail("no free 172.31.N.0/24 subnet for the compose test's sandbox network")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     project = "sbxdtest" + secrets.token_hex(2)
@@ -58,7 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
         "SANDBOXD_API_KEY": key,
         "SANDBOXD_NETWORK": f"{project}-sandboxes",
         "SANDBOXD_BRIDGE": f"{project}0"[:15],
-        "SANDBOXD_SUBNET": "172.31.239",
+        "SANDBOXD_SUBNET": unused_subnet_prefix(),
         "SANDBOXD_SOCKET_DIR": f"/run/{project}-sockets",
     }
     compose = [*compose_command(), "-p", project, "-f", str(ROOT / "docker-compose.yml")]
