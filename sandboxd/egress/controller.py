@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-import shutil
 
 import egress_proxy
 from egress_proxy.ca import ensure_ca

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 _log = logging.getLogger(__name__)
@@ -92,11 +92,15 @@ def restore_script(plan: FirewallPlan, rules: Sequence[Sequence[str]], missing_j
     return "\n".join(lines) + "\n"
 
 
+Runner = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
 class Firewall:
     """Installs (``apply``) and removes (``remove``) the rules for one bridge."""
 
-    def __init__(self, plan: FirewallPlan) -> None:
+    def __init__(self, plan: FirewallPlan, run: Runner = subprocess.run) -> None:
         self.plan = plan
+        self._subprocess_run = run
 
     def apply(self) -> None:
         """Install or refresh both walls.
@@ -140,7 +144,9 @@ class Firewall:
         # The nf_tables restore has no lock option (it needs none); plain iptables waits for the lock.
         command = [tool, *args] if tool.endswith("-restore") else [tool, "-w", *args]
         try:
-            done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
+            done = self._subprocess_run(
+                command, input=stdin, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False
+            )
         except FileNotFoundError:
             raise FirewallUnavailable(f"{tool} is not installed") from None
         except subprocess.TimeoutExpired:
