@@ -252,8 +252,13 @@ class EgressController:
             self._store.set_meta(_LAST_ADDRESS_KEY, ip)
             self._store.set_sandbox_ip(sandbox_id, ip, time.time())
             self.refresh()
-        env = sandbox_env(self.proxy_url, self._store.sandbox_placeholders(sandbox_id))
-        return ContainerExtras(self.network.name, ip, env, ca_files(self._ca_pem))
+        return ContainerExtras(self.network.name, ip, self.env_for(sandbox_id), ca_files(self._ca_pem))
+
+    def env_for(self, sandbox_id: str) -> dict[str, str]:
+        """The variables egress gives the sandbox's containers (proxy, CA, placeholders); no side effects."""
+        if not self.enabled or self.proxy_url is None or self._store.get_sandbox_egress(sandbox_id) is None:
+            return {}
+        return sandbox_env(self.proxy_url, self._store.sandbox_placeholders(sandbox_id))
 
     async def ready(self, sandbox_id: str, container_id: str | None) -> None:
         """The container is up: make sure the proxy knows its address before anyone uses it."""

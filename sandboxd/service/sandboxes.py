@@ -13,7 +13,7 @@ import contextlib
 import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -384,6 +384,14 @@ class SandboxService:
             files=extras.files if extras else {},
         )
 
+    def commit_env(self, record: SandboxRecord, image_env: Iterable[str]) -> list[str]:
+        """Overrides that keep what sandboxd gave the container (its env, egress variables and
+        secret placeholders) out of an image committed from it."""
+        given = dict(record.spec.get("env", {}))
+        if self._egress is not None:
+            given.update(self._egress.env_for(record.id))
+        return images.commit_env(given, image_env)
+
     async def _egress_ready(self, record: SandboxRecord) -> None:
         """Hold a started container back until the proxy knows its address."""
         if self._egress is not None:
@@ -450,7 +458,7 @@ class SandboxService:
         container_id, before = record.container_id, record.state
         image = images.hibernation_image(record.id)
         underneath = await self._runtime.inspect_image(images.rootfs_image(record))
-        env = images.commit_env(record.spec.get("env", {}), underneath.env if underneath else ())
+        env = self.commit_env(record, underneath.env if underneath else ())
         self._store.update_sandbox(record.id, state="hibernating")
         try:
             await self._runtime.commit(container_id, image, labels=images.image_labels(hibernation_of=record.id), env=env)

@@ -100,3 +100,20 @@ def test_a_restored_sandbox_gets_a_new_address_and_new_placeholders(
             api.delete(f"/v1/sandboxes/{fork_id}")
     finally:
         api.delete(f"/v1/snapshots/{snapshot_id}", params={"force": True})
+
+
+def test_a_hibernated_sandbox_wakes_with_its_placeholders_and_its_image_holds_none(
+    api: httpx.Client, upstream: Upstream, make_secret, make_sandbox, sh: Shell, docker_client: docker.DockerClient
+) -> None:
+    value = make_secret("SLEEPY_TOKEN", [upstream.address], inject=BEARER)
+    sid = make_sandbox(secrets=["SLEEPY_TOKEN"], egress=allow(upstream.address))["id"]
+    placeholder = sh(sid, "printf %s \"$SLEEPY_TOKEN\"")["stdout"]
+    asleep = api.post(f"/v1/sandboxes/{sid}/hibernate")
+    assert asleep.status_code == 200 and asleep.json()["state"] == "hibernated", asleep.text
+    image_env = docker_client.images.get(f"sandboxd-hibernation:{sid}").attrs["Config"]["Env"]
+    assert not [e for e in image_env if placeholder in e or e.startswith("HTTPS_PROXY=http")], image_env
+
+    upstream.clear()
+    woken = sh(sid, f"printf %s \"$SLEEPY_TOKEN\"; curl -sS -o /dev/null {upstream.base}/ok")
+    assert woken["stdout"] == placeholder, "a sandbox keeps its placeholders across sleep"
+    assert upstream.received[-1].headers["authorization"] == f"Bearer {value}"
