@@ -183,22 +183,36 @@ def _labels(labels: dict[str, str]) -> str:
 
 
 class Progress:
-    """Bytes moved so far, on one rewritten stderr line; silent unless stderr is a terminal."""
+    """Bytes moved so far, on one rewritten stderr line; silent unless stderr is a terminal.
 
-    def __init__(self, what: str, stream: TextIO | None = None) -> None:
+    Given the ``total`` to expect, it draws a bar with the share done.
+    """
+
+    BAR_WIDTH = 24
+
+    def __init__(self, what: str, stream: TextIO | None = None, *, total: int | None = None) -> None:
         self._what = what
         self._stream = stream or sys.stderr
         self._on = self._stream.isatty()
         self._last = 0.0
         self._total = 0
+        self._expected = total
 
     def __call__(self, total: int) -> None:
         self._total = total
         now = time.monotonic()
         if self._on and now - self._last >= 0.1:
             self._last = now
-            self._stream.write(f"\r{self._what}: {_size(total)}  ")
+            self._stream.write(f"\r{self._what}: {self._shown(total)}  ")
             self._stream.flush()
+
+    def _shown(self, done: int) -> str:
+        if not self._expected:
+            return _size(done)
+        share = min(done / self._expected, 1.0)
+        filled = round(share * self.BAR_WIDTH)
+        bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
+        return f"[{bar}] {share:4.0%} {_size(done)} / {_size(self._expected)}"
 
     def done(self) -> None:
         if self._on:
@@ -264,6 +278,8 @@ def _create(args: argparse.Namespace) -> int:
             env=_pairs(args.env, "--env"),
             idle_timeout_s=args.idle_timeout,
             max_lifetime_s=args.max_lifetime,
+            egress=args.allow,
+            secrets=args.secret,
             keep=True,
         )
     if args.json:
@@ -552,6 +568,15 @@ def _add_sandbox_commands(commands: argparse._SubParsersAction[argparse.Argument
     create.add_argument("--env", action="append", metavar="KEY=VALUE", help="repeatable")
     create.add_argument("--idle-timeout", type=int, metavar="SECONDS")
     create.add_argument("--max-lifetime", type=int, metavar="SECONDS")
+    create.add_argument(
+        "--allow",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="egress rules of its own: allow this host; repeatable (default: the tenant's policy)",
+    )
+    create.add_argument(
+        "--secret", action="append", metavar="NAME", help="a stored secret it may use (as a placeholder); repeatable"
+    )
     _json_flag(create)
     create.set_defaults(func=_create)
 
@@ -632,6 +657,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sandbox_commands(sandbox.add_subparsers(dest="sandbox_command", required=True, metavar="COMMAND"))
     # The everyday ones also at the top level: `sandboxd exec ID -- ls`.
     _add_sandbox_commands(commands)
+    # Imported here: they build on this module's helpers, so this module must be complete first.
+    from sandboxd import cli_egress, cli_snapshots
+
+    cli_snapshots.add_commands(commands)
+    cli_egress.add_commands(commands)
 
     tenants = commands.add_parser("tenants", help="tenants (admin key)")
     tenant_commands = tenants.add_subparsers(dest="tenants_command", required=True, metavar="COMMAND")

@@ -42,8 +42,9 @@ def test_snapshot_changes_and_restore(sbx: Sandbox, snapshots: list[Snapshot]) -
     sbx.files.write("new.txt", "fresh\n")
     changes = sbx.changes(since=snap, path="/workspace", diff=True)
     by_path = {c.path: c for c in changes.changes}
-    assert by_path["/workspace/notes.txt"].change == "modified"
-    assert "-one" in (by_path["/workspace/notes.txt"].diff or "") and "+two" in (by_path["/workspace/notes.txt"].diff or "")
+    notes = by_path["/workspace/notes.txt"]
+    assert notes.change == "modified"
+    assert notes.diff is not None and "-one" in notes.diff and "+two" in notes.diff
     assert by_path["/workspace/new.txt"].change == "added"
     # Without 'since', the latest snapshot of the sandbox is the base.
     assert sbx.changes(path="/workspace").base == snap.id
