@@ -30,8 +30,10 @@ from sandboxd.store import SandboxEgress, SecretRecord, Store
 
 _log = logging.getLogger(__name__)
 
-# The proxy's poll period (egress_proxy.loader.POLL_SECONDS) plus room to read and parse.
-RELOAD_GRACE_S = 0.6
+# The proxy notices a new file within one poll period (egress_proxy.loader.POLL_SECONDS, not
+# imported: that module pulls in all of mitmproxy) and reads it in a few milliseconds.
+PROXY_POLL_S = 0.25
+RELOAD_GRACE_S = PROXY_POLL_S + 0.05
 
 
 def secret_entry(secret: SecretRecord, placeholder: str, value: str) -> dict[str, Any]:

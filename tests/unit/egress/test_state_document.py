@@ -108,3 +108,10 @@ def test_an_address_that_changed_hands_must_settle_before_use(store: Store, tmp_
     now[0] += 0.3
     publisher.publish()
     assert publisher.settle_delay("10.0.0.2") == 0.0
+
+
+def test_the_grace_covers_the_proxys_poll() -> None:
+    from egress_proxy.loader import POLL_SECONDS
+    from sandboxd.egress.state import RELOAD_GRACE_S
+
+    assert RELOAD_GRACE_S > POLL_SECONDS
