@@ -33,6 +33,7 @@ from sandboxd.egress.firewall import Firewall, FirewallPlan, FirewallUnavailable
 from sandboxd.egress.keys import SecretBox, ensure_key_file
 from sandboxd.egress.log import EgressLogIngester
 from sandboxd.egress.network import BRIDGE_NAME_OPTION, check_isolated, network_labels, network_name, network_options
+from sandboxd.egress.policy import validate_rules
 from sandboxd.egress.proxy import ProxyConfig, ProxySupervisor
 from sandboxd.egress.sandbox_env import ca_files, new_placeholder, reserved_names, sandbox_env
 from sandboxd.egress.state import StatePublisher
@@ -210,8 +211,6 @@ class EgressController:
         Raises:
             InvalidRequest: a bad rule, an unknown secret, or a secret named like another variable.
         """
-        from sandboxd.service.egress import validate_rules  # the one rule check, shared with the API
-
         names = list(secret_names)
         if names and not self.enabled:
             raise InvalidRequest("secrets need the egress proxy, and egress is off on this server")

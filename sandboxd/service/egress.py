@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from egress_proxy.rules import RuleError, compile_policy
 from sandboxd.egress.controller import EgressController
+from sandboxd.egress.policy import validate_rules
 from sandboxd.errors import Conflict, Forbidden, InvalidRequest
 from sandboxd.ids import parse_id
 from sandboxd.service.audit import AuditLog
@@ -24,19 +24,6 @@ from sandboxd.service.tenants import Principal
 from sandboxd.store import EgressLogRecord, Store
 
 MAX_LOG_LIMIT = 1000
-
-
-def validate_rules(rules: list[dict[str, Any]], where: str = "rules") -> list[dict[str, Any]]:
-    """Check rules with the proxy's own parser, so the API refuses exactly what the proxy would.
-
-    Raises:
-        InvalidRequest: names the first bad rule and what to fix.
-    """
-    try:
-        compile_policy(rules)
-    except RuleError as exc:
-        raise InvalidRequest(f"{where}: {exc}") from None
-    return rules
 
 
 @dataclass(frozen=True, slots=True)
