@@ -216,7 +216,7 @@ class Progress:
 
     def done(self) -> None:
         if self._on:
-            self._stream.write(f"\r{self._what}: {_size(self._total)} done\n")
+            self._stream.write(f"\r{self._what}: {self._shown(self._total)} done\n")
             self._stream.flush()
 
 
