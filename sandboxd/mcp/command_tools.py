@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Final
 
@@ -9,6 +10,7 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from sandboxd.errors import Conflict
+from sandboxd.mcp.egress_tools import refusal_advice
 from sandboxd.mcp.sandbox_tools import SandboxId
 from sandboxd.mcp.toolset import ToolSet, caller_of
 from sandboxd.models import ExecRequest, StartProcess
@@ -43,6 +45,9 @@ class CommandResult(BaseModel):
     timed_out: bool = Field(description="True when the command ran past timeout_s and was killed with all it started.")
     signal: int | None = Field(None, description="The signal that ended the command, if one did.")
     duration_ms: float
+    egress_advice: str | None = Field(
+        None, description="Set when the egress proxy refused a connection during the command: which host, what to do."
+    )
 
 
 class Process(BaseModel):
@@ -147,7 +152,11 @@ async def run_command(
         timeout_s=timeout_s,
         max_output_bytes=max_output_bytes or DEFAULT_OUTPUT_BYTES,
     )
-    return command_result(await caller.daemon.exec.run(caller.principal, sandbox_id, request))
+    started = time.time()
+    result = command_result(await caller.daemon.exec.run(caller.principal, sandbox_id, request))
+    if result.exit_code != 0:
+        result.egress_advice = await refusal_advice(caller, sandbox_id, result.stdout + result.stderr, started)
+    return result
 
 
 @tools.tool(open_world=True)

@@ -12,10 +12,19 @@ from pydantic import ValidationError
 from sandboxd import errors
 from sandboxd.mcp import build_server
 from sandboxd.mcp.command_tools import _page
-from sandboxd.mcp.errors import describe_error, describe_invalid_arguments, next_step
+from sandboxd.mcp.egress_tools import _host_rule
+from sandboxd.mcp.errors import (
+    describe_error,
+    describe_invalid_arguments,
+    egress_advice,
+    looks_refused,
+    next_step,
+    refused_hosts,
+)
+from sandboxd.mcp.snapshot_tools import _within_budget
 from sandboxd.mcp.file_tools import file_content
 from sandboxd.mcp.toolset import reporting_errors
-from sandboxd.models import ExecRequest
+from sandboxd.models import ExecRequest, FileChange
 from sandboxd.runtime.agent_types import FileInfo
 
 ALL_ERRORS = [
@@ -63,10 +72,26 @@ def test_a_new_subclass_inherits_its_parents_advice() -> None:
         ("/nope: No such file or directory", "list_directory"),
         ("/home/sandbox/x: No such file or directory", "list_directory"),
         ("command not found: frobnicate", "command -v"),
+        ("no snapshot snp_aaaaaaaaaaaaaaaaaaaa", "list_snapshots"),
+        ("no secret GITHUB_TOKEN", "a human"),
     ],
 )
 def test_not_found_advice_depends_on_what_is_missing(message: str, points_to: str) -> None:
     assert points_to in next_step(errors.NotFound(message))
+
+
+@pytest.mark.parametrize(
+    ("error", "points_to"),
+    [
+        (errors.Conflict("snapshot snp_x is in use by sandbox sbx_y; delete those first"), "delete_sandbox"),
+        (errors.Conflict("sandbox sbx_y was created without egress (no network); create a new one"), "create_sandbox"),
+        (errors.InvalidRequest("sandbox sbx_y has no snapshot to compare with; name one"), "snapshot_sandbox"),
+        (errors.Conflict("the image of snapshot snp_x is missing from this host"), "list_snapshots"),
+    ],
+)
+def test_advice_within_one_class_follows_the_message(error: errors.SandboxdError, points_to: str) -> None:
+    assert points_to in next_step(error)
+    assert next_step(error) != next_step(type(error)("something else"))
 
 
 def test_describe_error_joins_message_and_advice_as_sentences() -> None:
@@ -167,7 +192,7 @@ def test_process_pages_compute_the_next_offset() -> None:
 async def test_server_offers_every_tool_with_description_and_hints() -> None:
     async with Client(build_server()) as client:
         tools = (await client.list_tools()).tools
-    assert len(tools) == 10
+    assert len(tools) == 20
     for tool in tools:
         assert tool.description and "\n    " not in tool.description, tool.name  # dedented
         assert tool.annotations is not None and tool.output_schema is not None
@@ -178,3 +203,61 @@ async def test_tools_refuse_a_call_that_did_not_come_through_the_endpoint() -> N
         result = await client.call_tool("list_sandboxes", {})
     assert result.is_error
     assert "API key" in result.content[0].text and "MCP client's configuration" in result.content[0].text
+
+
+# --- egress refusals in a command's output -------------------------------------------------------
+
+_CURL_HTTP = (
+    "sandboxd egress: blocked GET http://blocked.example/page: no allow rule matches blocked.example:80 "
+    "(default deny). Ask the sandbox owner to allow it.\n"
+)
+_PYTHON_HTTPS = (
+    "requests.exceptions.ProxyError: HTTPSConnectionPool(host='pypi.org', port=443): Max retries exceeded "
+    "(Caused by ProxyError('Unable to connect to proxy', OSError('Tunnel connection failed: 403 blocked by "
+    "sandboxd egress: no allow rule matches pypi.org:443 (default deny)')))"
+)
+
+
+def test_refused_hosts_are_read_from_the_proxys_words() -> None:
+    assert refused_hosts(_CURL_HTTP) == ["blocked.example"]
+    assert refused_hosts(_PYTHON_HTTPS) == ["pypi.org"]
+    assert refused_hosts("sandboxd egress: blocked CONNECT [2001:db8::1]:443: x") == ["2001:db8::1"]
+    assert refused_hosts(_CURL_HTTP + _PYTHON_HTTPS + _CURL_HTTP) == ["blocked.example", "pypi.org"]
+    assert refused_hosts("HTTP/1.1 403 Forbidden from the upstream itself") == []
+
+
+def test_a_refusal_that_names_no_host_still_gets_advice() -> None:
+    assert looks_refused("curl: (56) CONNECT tunnel failed, response 403")
+    assert looks_refused("curl: (22) The requested URL returned error: 403")
+    assert not looks_refused("FAILED tests/test_x.py::test_403_page\n4031 passed")
+    assert "show_egress_log" in egress_advice([])
+
+
+def test_egress_advice_names_the_hosts_and_who_can_allow_them() -> None:
+    text = egress_advice(["api.example.com"])
+    assert text.startswith("Host api.example.com is not allowed") and "ask a human to add it" in text
+    many = egress_advice([f"h{i}.example" for i in range(7)])
+    assert "h4.example and others are not allowed" in many and "add them" in many
+
+
+def test_host_rules_from_host_and_port() -> None:
+    assert _host_rule("allow", "pypi.org") == {"action": "allow", "host": "pypi.org"}
+    assert _host_rule("deny", " pypi.org:443 ") == {"action": "deny", "host": "pypi.org", "port": 443}
+    assert _host_rule("allow", "2001:db8::1") == {"action": "allow", "host": "2001:db8::1"}
+    assert _host_rule("allow", "[2001:db8::1]:8443") == {"action": "allow", "host": "2001:db8::1", "port": 8443}
+    with pytest.raises(errors.InvalidRequest, match="port"):
+        _host_rule("allow", "pypi.org:https")
+
+
+# --- change listings within a model's budget ------------------------------------------------------
+
+
+def test_diffs_are_kept_in_order_while_they_fit() -> None:
+    changes = [
+        FileChange(path=f"/w/{i}", change="modified", type="file", diff="x" * size)
+        for i, size in enumerate((10, 30, 5))
+    ]
+    kept, dropped = _within_budget(changes, 20)
+    assert [c.diff is not None for c in kept] == [True, False, True]
+    assert dropped and [c.path for c in kept] == ["/w/0", "/w/1", "/w/2"]
+    assert _within_budget(changes, 100)[1] is False

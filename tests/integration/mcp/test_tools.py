@@ -18,6 +18,16 @@ EXPECTED_TOOLS = {
     "read_file",
     "write_file",
     "list_directory",
+    "snapshot_sandbox",
+    "list_snapshots",
+    "fork_snapshot",
+    "restore_snapshot",
+    "hibernate_sandbox",
+    "show_changes",
+    "delete_snapshot",
+    "get_egress_policy",
+    "set_egress_policy",
+    "show_egress_log",
 }
 
 
@@ -39,7 +49,10 @@ async def test_tool_list_names_descriptions_and_schemas(mcp_url: str, daemon: Da
         assert "ctx" not in schema.get("properties", {})
         assert tool.output_schema is not None, tool.name
         assert tool.annotations is not None, tool.name
-    for name in EXPECTED_TOOLS - {"create_sandbox", "list_sandboxes"}:
+    without_sandbox = {"create_sandbox", "list_sandboxes", "list_snapshots", "fork_snapshot", "delete_snapshot"}
+    for name in EXPECTED_TOOLS - without_sandbox:
         assert "sandbox_id" in by_name[name].input_schema["required"], name
+    for name in ("fork_snapshot", "delete_snapshot", "restore_snapshot"):
+        assert "snapshot_id" in by_name[name].input_schema["required"], name
     assert by_name["list_sandboxes"].annotations.read_only_hint is True
     assert by_name["delete_sandbox"].annotations.destructive_hint is True
