@@ -651,8 +651,8 @@ class AsyncSnapshots:
         return written
 
     async def import_(self, source: AsyncData, *, progress: Progress | None = None) -> AsyncSnapshot:
-        """As ``Snapshots.import_``; ``source`` may also be an async iterable of chunks."""
-        content, _ = async_body(source, progress)
+        """As ``Snapshots.import_`` (a str is a file name); ``source`` may also be an async iterable of chunks."""
+        content, _ = async_body(Path(source) if isinstance(source, str) else source, progress)
         response = await self._http.send("POST", "/v1/snapshots/import", content=content, timeout=req.TRANSFER_TIMEOUT)
         return AsyncSnapshot(self._client, SnapshotInfo.model_validate(response.json()))
 

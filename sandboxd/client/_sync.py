@@ -792,16 +792,16 @@ class Snapshots:
         return written
 
     def import_(self, source: Data, *, progress: Progress | None = None) -> Snapshot:
-        """Add a snapshot from a tar that ``export`` wrote: a local ``Path``, a binary file, bytes or chunks.
+        """Add a snapshot from a tar that ``export`` wrote: a path (str or ``Path``), a binary file, bytes or chunks.
 
-        (A str is taken as the content, as in ``files.write``; pass a ``Path`` for a file name.)
+        Unlike ``files.write``, a str here is a file name: a tar is never text.
         The tar is checked whole (checksums, manifest) before anything is kept.
 
         Raises:
             InvalidRequest: not an export of sandboxd, or damaged.
             PayloadTooLarge: over the daemon's upload limit.
         """
-        content, _ = sync_body(source, progress)
+        content, _ = sync_body(Path(source) if isinstance(source, str) else source, progress)
         response = self._http.send(
             "POST",
             "/v1/snapshots/import",

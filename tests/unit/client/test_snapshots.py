@@ -221,6 +221,8 @@ def test_import_streams_a_local_file(client: Client, fake: FakeDaemon, tmp_path:
     assert fake.bodies[-1] == source.read_bytes()
     assert "content-length" not in fake.requests[-1].headers  # streamed, not read whole
     assert seen[-1] == 600_000
+    client.snapshots.import_(str(source))  # a str is a file name here: a tar is never text
+    assert fake.bodies[-1] == source.read_bytes()
 
 
 async def test_async_twin_snapshot_fork_restore_and_export(
