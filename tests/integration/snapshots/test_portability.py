@@ -88,6 +88,7 @@ def test_corrupt_and_truncated_imports_are_refused_leaving_nothing(
     assert response.status_code == 422 and "the manifest says" in response.json()["message"]
 
     assert other.ok(other.c.get("/v1/snapshots"))["snapshots"] == []
-    assert snapshot_tags(docker_client) == tags_before, "nothing was loaded and named"
+    # Other daemons on the engine may remove their images meanwhile; none may have been added.
+    assert snapshot_tags(docker_client) <= tags_before, "nothing was loaded and named"
     assert not owned_images(docker_client, proc.instance_id())
     assert not list((proc.data_dir / "spool").glob("*")), "no spooled upload is left behind"
