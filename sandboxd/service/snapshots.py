@@ -97,6 +97,17 @@ class SnapshotService:
                     raise
             return record
 
+    def _egress_of(self, sandbox_id: str) -> dict[str, object]:
+        """The sandbox's own egress rules and the names of its secrets, for its forks to inherit.
+
+        Names only: each fork gets placeholders of its own when it is created.
+        """
+        row = self._store.get_sandbox_egress(sandbox_id)
+        inherited: dict[str, object] = {"secrets": sorted(self._store.sandbox_placeholders(sandbox_id))}
+        if row is not None and row.policy is not None:
+            inherited["egress"] = {"rules": row.policy}
+        return inherited
+
     def _begin(self, principal: Principal, source: SandboxRecord, req: CreateSnapshot) -> SnapshotRecord:
         now = time.time()
         snapshot_id = new_id("snp")
@@ -112,7 +123,7 @@ class SnapshotService:
             image_id=None,
             size_bytes=None,
             total_bytes=None,
-            spec={key: source.spec.get(key) for key in _INHERITED},
+            spec={key: source.spec.get(key) for key in _INHERITED} | self._egress_of(source.id),
             created_at=now,
             updated_at=now,
         )
@@ -128,7 +139,8 @@ class SnapshotService:
             if info is None:
                 raise NotFound(f"the image of sandbox {source.id} is gone")
         else:
-            env = images.commit_env(source.spec.get("env", {}), underneath.env if underneath else ())
+            # Keep the sandbox's own env, egress variables and secret placeholders out of the image.
+            env = self._sandboxes.commit_env(source, underneath.env if underneath else ())
             info = await self._runtime.commit(
                 source.container_id, record.image, labels=images.image_labels(snapshot_id=record.id), env=env
             )
@@ -258,6 +270,8 @@ class SnapshotService:
                 max_lifetime_s=spec.get("max_lifetime_s"),
                 idle_action=spec.get("idle_action"),
                 on_wake=spec.get("on_wake"),
+                egress=spec.get("egress"),
+                secrets=spec.get("secrets") or [],
             )
         except ValueError as exc:
             raise InvalidRequest(f"snapshot {snapshot.id} carries settings this server refuses: {exc}") from None

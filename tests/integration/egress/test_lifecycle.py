@@ -91,11 +91,16 @@ def test_a_restored_sandbox_gets_a_new_address_and_new_placeholders(
         fork_id = forked.json()["sandboxes"][0]["id"]
         try:
             assert sandbox_ip(docker_client, fork_id) not in (before_ip, sandbox_ip(docker_client, sid))
+            mine = sh(fork_id, "printf %s \"$RESTORE_TOKEN\"")["stdout"]
+            assert mine.startswith("sandboxd-ph-") and mine not in (before, after), "a fork has placeholders of its own"
             upstream.clear()
-            # A fork is a sandbox of its own: the source's placeholder (baked into the snapshot's
-            # environment) is nothing to the proxy there, and the source's rules do not follow it.
-            sh(fork_id, f"curl -sS --max-time 10 -H \"X-Old: {after}\" {upstream.base}/echo")
-            assert all(r.headers.get("x-old") != value for r in upstream.received)
+            # The fork inherits the source's rules and secret names; the source's placeholder is
+            # nothing to the proxy there, only the fork's own stands for the value.
+            sh(fork_id, f"curl -sS --max-time 10 -H \"X-Old: {after}\" -H \"X-Mine: $RESTORE_TOKEN\" {upstream.base}/echo")
+            sent = upstream.received[-1].headers
+            assert sent["x-mine"] == value and sent["x-old"] == after
+            image_env = docker_client.images.get(f"sandboxd-snapshot:{snapshot_id}").attrs["Config"]["Env"]
+            assert not [e for e in image_env if before in e or after in e], "no placeholder is baked into a snapshot"
         finally:
             api.delete(f"/v1/sandboxes/{fork_id}")
     finally:
