@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import egress_proxy
 from egress_proxy.ca import ensure_ca
@@ -107,6 +108,7 @@ class EgressController:
             await self.proxy.start()
         else:
             self.proxy_url = settings.egress_proxy_url
+            warnings += await self._firewall_for_external_proxy()
         self.log = EgressLogIngester(
             self._store, self.audit_path, on_record=on_traffic, rotate_bytes=settings.egress_audit_rotate_bytes
         )
@@ -136,7 +138,20 @@ class EgressController:
         self._choose_addresses = self.network.labels.get(LABEL_INSTANCE) == self._instance_id
         return check_isolated(self.network, icc_allowed=settings.egress_mode == "external")
 
-    async def _apply_firewall(self, gateway: str) -> list[str]:
+    async def _firewall_for_external_proxy(self) -> list[str]:
+        """The compose layout (a proxy in the host's namespace on the bridge's gateway) takes the
+        same host firewall as local mode; a proxy elsewhere leaves the host side to its operator."""
+        assert self.network is not None and self.proxy_url is not None
+        target = urlsplit(self.proxy_url)
+        if self.network.gateway and target.hostname == self.network.gateway:
+            return await self._apply_firewall(self.network.gateway, target.port or 3128)
+        return [
+            f"the egress proxy is external ({self.proxy_url}) and not on the sandbox bridge's gateway, so sandboxd "
+            "installs no host firewall: services on this host listening on the gateway address or 0.0.0.0 are "
+            "reachable from sandboxes unless the host is firewalled"
+        ]
+
+    async def _apply_firewall(self, gateway: str, proxy_port: int | None = None) -> list[str]:
         assert self.network is not None
         if not self._settings.egress_firewall:
             return [
@@ -144,7 +159,7 @@ class EgressController:
                 f"every service on this host listening on {gateway} or 0.0.0.0, sandboxd's API included"
             ]
         bridge = self.network.options.get(BRIDGE_NAME_OPTION) or f"br-{self.network.id[:12]}"
-        self.firewall = Firewall(FirewallPlan(bridge, gateway, self._settings.egress_proxy_port))
+        self.firewall = Firewall(FirewallPlan(bridge, gateway, proxy_port or self._settings.egress_proxy_port))
         try:
             await asyncio.to_thread(self.firewall.apply)
         except FirewallUnavailable as exc:

@@ -117,9 +117,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
         shutil.rmtree(env["SANDBOXD_SOCKET_DIR"], ignore_errors=True)
 
 
+def stack_gateway(url: str, key: str) -> str:
+    """The sandbox bridge's gateway, from the proxy address sandboxd hands to sandboxes."""
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as api:
+        sid = api.post("/v1/sandboxes", json={}).json()["id"]
+        try:
+            proxy = api.post(f"/v1/sandboxes/{sid}/exec", json={"command": "printf %s $HTTP_PROXY"}).json()["stdout"]
+        finally:
+            api.delete(f"/v1/sandboxes/{sid}")
+    return proxy.removeprefix("http://").rsplit(":", 1)[0]
+
+
 def test_a_sandbox_through_the_stack_reaches_only_what_its_policy_allows(stack: tuple[str, str]) -> None:
     url, key = stack
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
+    # On every interface, so that only the firewall keeps sandboxes from it on the gateway address.
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Upstream)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     upstream_port = server.server_address[1]
     try:
@@ -143,6 +155,11 @@ def test_a_sandbox_through_the_stack_reaches_only_what_its_policy_allows(stack: 
             assert "sandboxd egress: blocked" in blocked["stdout"] and "example.com" in blocked["stdout"]
             direct = sh(f"curl -s -m 3 --noproxy '*' http://1.1.1.1/ || echo unreachable")
             assert direct["stdout"].strip().endswith("unreachable"), direct
+            # The host firewall: the proxy port on the gateway is the only host port a sandbox reaches.
+            gateway = stack_gateway(url, key)
+            exposed = sh(f"curl -s -m 3 --noproxy '*' http://{gateway}:{upstream_port}/ || echo unreachable")
+            assert exposed["stdout"].strip().endswith("unreachable"), exposed
+            assert not [w for w in health["warnings"] if "firewall" in w], health
             log = api.get(f"/v1/sandboxes/{sid}/egress/log").json()
             hosts = {(r["host"], r["blocked"]) for r in log["records"]}
             assert ("127.0.0.1", False) in hosts and ("example.com", True) in hosts
