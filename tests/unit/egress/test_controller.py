@@ -64,7 +64,8 @@ async def parts(tmp_path: Path) -> AsyncIterator[tuple[EgressController, Store, 
         store.insert_tenant(Tenant(ALICE.tenant_id, "alice", 0.0))
         runtime = FakeRuntime()
         controller = EgressController(settings, store, runtime, INSTANCE)  # type: ignore[arg-type]
-        assert await controller.start() == []
+        # A proxy off the bridge's gateway gets no host firewall from sandboxd, and says so.
+        assert [w for w in await controller.start() if "installs no host firewall" not in w] == []
         try:
             yield controller, store, runtime, SecretService(store, controller, AuditLog(store))
         finally:
