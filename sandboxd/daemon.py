@@ -64,7 +64,9 @@ class Daemon:
         if runtime is None:
             from sandboxd.runtime.docker import DockerRuntime
 
-            runtime = DockerRuntime(instance_id, container_runtime=settings.container_runtime)
+            runtime = DockerRuntime(
+                instance_id, shared_dir=settings.socket_root / "shared", container_runtime=settings.container_runtime
+            )
         audit = AuditLog(store)
         tenants = TenantService(store, audit)
         egress = EgressController(settings, store, runtime, instance_id)

@@ -28,7 +28,8 @@ LABEL_SNAPSHOT = "org.sandboxd.snapshot-id"
 LABEL_HIBERNATION = "org.sandboxd.hibernation-of"
 
 # Where the supervisor lives and listens inside every sandbox.
-SUPERVISOR_IN_SANDBOX = "/opt/sandboxd/supervisor.py"
+SUPERVISOR_DIR_IN_SANDBOX = "/opt/sandboxd"
+SUPERVISOR_IN_SANDBOX = f"{SUPERVISOR_DIR_IN_SANDBOX}/supervisor.py"
 SOCKET_DIR_IN_SANDBOX = "/run/sandboxd"
 SOCKET_NAME = "sock"
 SANDBOX_UID = 1000

@@ -4,20 +4,20 @@ The only module that imports docker-py. Its calls block, so each runs in a worke
 thread; docker errors become ``sandboxd.errors`` here, once. The container gets the
 secure defaults of DESIGN.md: the sandbox user, no capabilities, no new
 privileges, the engine's default seccomp profile, pid/memory/cpu/nofile limits,
-swap equal to memory, and no network. Its main process is the supervisor,
-copied in before start so any image with python3 works.
+swap equal to memory, and no network but the one it is given. Its main process is
+the supervisor, bind-mounted read-only from the host, so any image with python3 works.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
+import os
 import py_compile
 import sys
-import tarfile
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, TypeVar
@@ -35,6 +35,7 @@ from sandboxd.runtime.base import (
     SANDBOX_UID,
     SOCKET_DIR_IN_SANDBOX,
     SOCKET_NAME,
+    SUPERVISOR_DIR_IN_SANDBOX,
     SUPERVISOR_IN_SANDBOX,
     LABEL_IMAGE_OWNER,
     ContainerInfo,
@@ -64,7 +65,7 @@ def supervisor_files() -> dict[str, tuple[bytes, int]]:
     """
     source = SUPERVISOR_PATH.read_bytes()
     target = PurePosixPath(SUPERVISOR_IN_SANDBOX)
-    files = {str(target): (source, 0o644)}
+    files = {target.name: (source, 0o644)}
     with tempfile.TemporaryDirectory() as tmp:
         cfile = Path(tmp) / "supervisor.pyc"
         py_compile.compile(
@@ -73,39 +74,67 @@ def supervisor_files() -> dict[str, tuple[bytes, int]]:
             doraise=True,
             invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
         )
-        cached = target.parent / "__pycache__" / f"{target.stem}.{sys.implementation.cache_tag}.pyc"
-        files[str(cached)] = (cfile.read_bytes(), 0o644)
+        files[f"__pycache__/{target.stem}.{sys.implementation.cache_tag}.pyc"] = (cfile.read_bytes(), 0o644)
     return files
 
 
-def files_archive(files: dict[str, tuple[bytes, int]]) -> bytes:
-    """A tar to unpack at / that places each file (owned by root) and the directories above it."""
-    buf = io.BytesIO()
-    now = int(time.time())
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        dirs: set[str] = set()
-        for path, (payload, mode) in sorted(files.items()):
-            parts = path.strip("/").split("/")
-            for depth in range(1, len(parts)):
-                name = "/".join(parts[:depth])
-                if name not in dirs:
-                    dirs.add(name)
-                    info = tarfile.TarInfo(name)
-                    info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, now
-                    tar.addfile(info)
-            info = tarfile.TarInfo("/".join(parts))
-            info.size, info.mode, info.mtime = len(payload), mode, now
-            tar.addfile(info, io.BytesIO(payload))
-    return buf.getvalue()
+class SharedFiles:
+    """Read-only files shared by every sandbox, kept in one host directory.
+
+    Each is written once, atomically (temp file, then rename), so a sandbox never
+    sees half a file; contents are addressed by their hash, so a changed CA or a
+    new supervisor simply gets a new name.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        root.mkdir(parents=True, exist_ok=True)
+        root.chmod(0o755)
+
+    def file(self, payload: bytes, mode: int) -> Path:
+        path = self._root / "files" / f"{hashlib.sha256(payload).hexdigest()[:32]}-{mode:o}"
+        if not path.exists():
+            _write_atomically(path, payload, mode)
+        return path
+
+    def directory(self, name: str, files: dict[str, tuple[bytes, int]]) -> Path:
+        digest = hashlib.sha256(b"".join(p.encode() + c for p, (c, _) in sorted(files.items()))).hexdigest()[:16]
+        base = self._root / f"{name}-{digest}"
+        for relative, (payload, mode) in files.items():
+            target = base / relative
+            if not target.exists():
+                _write_atomically(target, payload, mode)
+        for directory in (base, *{(base / r).parent for r in files}):
+            directory.chmod(0o755)
+        return base
+
+
+def _write_atomically(path: Path, payload: bytes, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_bytes(payload)
+    temp.chmod(mode)
+    os.replace(temp, path)
 
 
 class DockerRuntime:
     # Images with this many layers are flattened when committed (see commit).
     max_layers = 100
 
-    def __init__(self, instance_id: str, *, container_runtime: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        instance_id: str,
+        *,
+        shared_dir: Path | None = None,
+        container_runtime: str | None = None,
+        client: Any = None,
+    ) -> None:
         self._instance_id = instance_id
         self._container_runtime = container_runtime
+        # Files every sandbox gets (the supervisor, the proxy's CA) are bind-mounted read-only
+        # from here: copying them in would cost each create ~45 ms of the engine's archive API.
+        # It must be a path on the engine's host (see Settings.socket_dir).
+        self._shared = SharedFiles(shared_dir or Path(tempfile.mkdtemp(prefix="sandboxd-shared-")))
         try:
             self._client = client or docker.from_env(max_pool_size=32)
             self._client.ping()
@@ -114,7 +143,7 @@ class DockerRuntime:
                 "cannot reach the Docker engine: start dockerd (scripts/serve does this when run as root) "
                 f"or set DOCKER_HOST ({exc})"
             ) from None
-        self._supervisor_files = supervisor_files()
+        self._supervisor_dir = self._shared.directory("supervisor", supervisor_files())
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
@@ -163,7 +192,14 @@ class DockerRuntime:
             memswap_limit=limits.memory_mb * 1024 * 1024,
             nano_cpus=int(limits.cpus * 1e9),
             ulimits=[Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile)],
-            mounts=[Mount(target=SOCKET_DIR_IN_SANDBOX, source=str(spec.socket_dir), type="bind")],
+            mounts=[
+                Mount(target=SOCKET_DIR_IN_SANDBOX, source=str(spec.socket_dir), type="bind"),
+                Mount(target=SUPERVISOR_DIR_IN_SANDBOX, source=str(self._supervisor_dir), type="bind", read_only=True),
+                *(
+                    Mount(target=target, source=str(self._shared.file(payload, mode)), type="bind", read_only=True)
+                    for target, (payload, mode) in sorted(spec.files.items())
+                ),
+            ],
         )
         if spec.network is None:
             kwargs["network_mode"] = "none"
@@ -191,8 +227,6 @@ class DockerRuntime:
                     ) from None
                 raise
             try:
-                files = {**self._supervisor_files, **spec.files}
-                container.put_archive("/", files_archive(files))
                 container.start()
             except BaseException:
                 container.remove(force=True)

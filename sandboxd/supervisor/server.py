@@ -77,7 +77,6 @@ come back to it, and one thread reaps every child.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import ctypes
@@ -85,7 +84,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
 import select
 import shutil
 import signal
@@ -94,14 +92,12 @@ import socketserver
 import stat
 import struct
 import sys
-import tarfile
 import termios
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
-from pathlib import PurePosixPath
 from subprocess import DEVNULL, PIPE, Popen
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -568,7 +564,7 @@ class CommandSpec:
                 self.env[key] = value
             else:
                 raise ApiError("invalid_request", f"env {key} must be a string without NUL bytes, or null")
-        self.marker = secrets.token_hex(8)
+        self.marker = os.urandom(8).hex()
         self.env[EXEC_MARKER] = self.marker
 
 
@@ -943,7 +939,7 @@ def write_atomically(path: str, body: Any, mode: int, parents: bool) -> None:
         raise ApiError(code, f"{directory} is not an existing directory (pass parents=1 to create it)")
     if os.path.isdir(path):
         raise ApiError("is_a_directory", f"{path} is a directory")
-    temp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(4)}.part")
+    temp = os.path.join(directory, f".{os.path.basename(path)}.{os.urandom(4).hex()}.part")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as exc:
@@ -1006,6 +1002,8 @@ def _within(base: str, path: str) -> bool:
 
 def check_member(member: tarfile.TarInfo, dest: str) -> None:
     """Refuse an archive member that would write outside ``dest`` or create a device."""
+    from pathlib import PurePosixPath
+
     base = os.path.realpath(dest)
     name = member.name
     parts = PurePosixPath(name).parts
@@ -1029,6 +1027,8 @@ def check_member(member: tarfile.TarInfo, dest: str) -> None:
 
 
 def extract_archive(body: Any, dest: str) -> int:
+    import tarfile  # only archive calls need it; importing it lazily keeps the start fast
+
     os.makedirs(dest, exist_ok=True)
     if not os.path.isdir(dest):
         raise ApiError("not_a_directory", f"{dest} is not a directory")
@@ -1093,6 +1093,8 @@ def _add_tree(tar: tarfile.TarFile, directory: str, prefix: str) -> None:
 
 
 def write_archive(directory: str, out: CoalescingWriter) -> None:
+    import tarfile
+
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         _add_tree(tar, directory, "")
     out.flush()
@@ -1647,23 +1649,35 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         os.chmod(socket_path, 0o666)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="sandboxd supervisor")
-    parser.add_argument("--socket", required=True, help="unix socket to listen on")
-    parser.add_argument("--root-cwd", default="/workspace", help="base of relative paths and default cwd")
-    args = parser.parse_args(argv)
+def parse_arguments(argv: list[str]) -> dict[str, str]:
+    """``--socket PATH [--root-cwd DIR]``; by hand, since argparse alone costs a new sandbox ~5 ms."""
+    options = {"--socket": "", "--root-cwd": "/workspace"}
+    items = iter(argv)
+    for item in items:
+        name, sep, value = item.partition("=")
+        if name not in options:
+            raise SystemExit(f"usage: supervisor.py --socket PATH [--root-cwd DIR] (unknown argument {item!r})")
+        options[name] = value if sep else next(items, "")
+    if not options["--socket"]:
+        raise SystemExit("usage: supervisor.py --socket PATH [--root-cwd DIR] (--socket is required)")
+    return options
 
-    app = Supervisor(args.root_cwd)
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_arguments(sys.argv[1:] if argv is None else argv)
+    socket_path, root = options["--socket"], options["--root-cwd"]
+
+    app = Supervisor(root)
     app.start()
-    os.makedirs(os.path.dirname(os.path.abspath(args.socket)), exist_ok=True)
-    server = Server(args.socket, app)
+    os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
+    server = Server(socket_path, app)
 
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    log(f"listening on {args.socket} (pid {os.getpid()}, root {app.root}, subreaper {app.subreaper})")
+    log(f"listening on {socket_path} (pid {os.getpid()}, root {app.root}, subreaper {app.subreaper})")
     try:
         server.serve_forever(poll_interval=1.0)
     except SystemExit:
@@ -1672,7 +1686,7 @@ def main(argv: list[str] | None = None) -> int:
         app.stop()
         server.server_close()
         try:
-            os.unlink(args.socket)
+            os.unlink(socket_path)
         except OSError:
             pass
     return 0
