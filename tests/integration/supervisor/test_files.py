@@ -185,9 +185,10 @@ async def test_errors_map_to_their_classes(client: SupervisorClient, supervisor:
     assert (await client.health())["ok"] is True
 
 
+# Only as the sandbox user: root is not refused by file permissions.
+@pytest.mark.parametrize("supervisor", ["sandbox-user"], indirect=True)
 async def test_permission_denied(client: SupervisorClient, supervisor: RunningSupervisor) -> None:
-    if supervisor.uid == 0:
-        pytest.skip("root is not refused by file permissions")
+    assert supervisor.uid != 0
     locked = supervisor.root / "locked"
     locked.mkdir(mode=0o000)
     try:
