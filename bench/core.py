@@ -14,7 +14,6 @@ import asyncio
 import os
 import secrets
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -15,9 +15,9 @@ from sandboxd.egress.controller import EgressController
 from sandboxd.ids import new_id
 from sandboxd.runtime.base import Runtime
 from sandboxd.service.audit import AuditLog
-from sandboxd.service.exec import ExecService
 from sandboxd.service.changes import ChangeService
 from sandboxd.service.egress import EgressService
+from sandboxd.service.exec import ExecService
 from sandboxd.service.files import FileService
 from sandboxd.service.lifecycle import Lifecycle, Policy
 from sandboxd.service.portability import Portability

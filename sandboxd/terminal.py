@@ -15,8 +15,8 @@ import sys
 import termios
 import threading
 import tty
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlencode, urlsplit
 
 from websockets.exceptions import ConnectionClosed

@@ -7,9 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from sandboxd.api.activity import ActivityMiddleware
 from sandboxd.api.errors import install_error_handlers
 from sandboxd.api.limits import BodyLimitMiddleware
-from sandboxd.api.activity import ActivityMiddleware
 from sandboxd.api.routes import admin, audit, egress, exec, files, health, sandboxes, secrets, snapshots, terminal
 from sandboxd.config import Settings
 from sandboxd.daemon import Daemon

@@ -28,6 +28,7 @@ from docker.types import IPAMConfig, IPAMPool, Mount, Ulimit
 
 from sandboxd.errors import ImageNotFound, InvalidRequest, NotFound, RuntimeFailure
 from sandboxd.runtime.base import (
+    LABEL_IMAGE_OWNER,
     LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_SANDBOX,
@@ -37,7 +38,6 @@ from sandboxd.runtime.base import (
     SOCKET_NAME,
     SUPERVISOR_DIR_IN_SANDBOX,
     SUPERVISOR_IN_SANDBOX,
-    LABEL_IMAGE_OWNER,
     ContainerInfo,
     ContainerSpec,
     ImageInfo,

@@ -99,8 +99,11 @@ import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from subprocess import DEVNULL, PIPE, Popen
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    import tarfile
 
 VERSION = 1
 EXEC_MARKER = "SANDBOXD_EXEC_ID"

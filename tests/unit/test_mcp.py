@@ -21,8 +21,8 @@ from sandboxd.mcp.errors import (
     next_step,
     refused_hosts,
 )
-from sandboxd.mcp.snapshot_tools import _within_budget
 from sandboxd.mcp.file_tools import file_content
+from sandboxd.mcp.snapshot_tools import _within_budget
 from sandboxd.mcp.toolset import reporting_errors
 from sandboxd.models import ExecRequest, FileChange
 from sandboxd.runtime.agent_types import FileInfo

@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 
 
-
 def test_requests_without_a_valid_key_are_refused(daemon) -> None:
     url = f"{daemon.url}/v1/sandboxes"
     assert httpx.get(url).status_code == 401

@@ -153,7 +153,7 @@ def test_a_sandbox_through_the_stack_reaches_only_what_its_policy_allows(stack: 
             assert allowed["stdout"] == "hello from upstream\n", allowed
             blocked = sh("curl -s --noproxy '' http://example.com/")
             assert "sandboxd egress: blocked" in blocked["stdout"] and "example.com" in blocked["stdout"]
-            direct = sh(f"curl -s -m 3 --noproxy '*' http://1.1.1.1/ || echo unreachable")
+            direct = sh("curl -s -m 3 --noproxy '*' http://1.1.1.1/ || echo unreachable")
             assert direct["stdout"].strip().endswith("unreachable"), direct
             # The host firewall: the proxy port on the gateway is the only host port a sandbox reaches.
             gateway = stack_gateway(url, key)

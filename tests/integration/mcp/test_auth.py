@@ -7,7 +7,6 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.integration.conftest import DaemonProcess
 from tests.integration.mcp.conftest import connect, fails, ok
 
 INITIALIZE = {

@@ -11,7 +11,7 @@ import docker
 import httpx
 
 from tests.integration.conftest import DaemonProcess
-from tests.integration.snapshots.conftest import IMAGE_OWNER, Api, wait_for
+from tests.integration.snapshots.conftest import IMAGE_OWNER, wait_for
 
 BIG = "head -c 400000000 /dev/urandom > /workspace/big && sha256sum /workspace/big"
 

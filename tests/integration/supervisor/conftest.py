@@ -27,7 +27,6 @@ import pytest
 from sandboxd.runtime.supervisor_client import SupervisorClient
 from sandboxd.supervisor import SUPERVISOR_PATH
 
-
 SANDBOX_UID = 1000
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 

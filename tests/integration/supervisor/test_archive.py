@@ -14,7 +14,6 @@ from sandboxd.errors import InvalidRequest, NotADirectory, NotFound
 from sandboxd.runtime.supervisor_client import SupervisorClient
 from tests.integration.supervisor.conftest import RunningSupervisor
 
-
 Build = Callable[[tarfile.TarFile], object]
 
 

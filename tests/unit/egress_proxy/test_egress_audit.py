@@ -9,8 +9,16 @@ from mitmproxy import flow as mflow
 from mitmproxy.proxy.layers.http import HttpRequestHeadersHook
 
 from egress_proxy.audit import _iso_utc
-
-from tests.unit.egress_proxy.egress_fakes import PH, SANDBOX_IP, VALUE, Chain, github_secret, make_connect_flow, make_request_flow, sandbox
+from tests.unit.egress_proxy.egress_fakes import (
+    PH,
+    SANDBOX_IP,
+    VALUE,
+    Chain,
+    github_secret,
+    make_connect_flow,
+    make_request_flow,
+    sandbox,
+)
 
 RULES = [{"action": "allow", "host": "api.github.com"}]
 

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
-from tests.unit.egress_proxy.egress_fakes import SANDBOX_IP, Chain, make_connect_flow, make_request_flow, record, sandbox
+from tests.unit.egress_proxy.egress_fakes import (
+    SANDBOX_IP,
+    Chain,
+    make_connect_flow,
+    make_request_flow,
+    record,
+    sandbox,
+)
 
 
 async def test_known_source_address_identifies_the_sandbox(chain: Chain) -> None:

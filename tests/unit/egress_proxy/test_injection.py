@@ -5,7 +5,18 @@ from typing import Any
 
 from mitmproxy.proxy.layers.http import HttpRequestHeadersHook, HttpRequestHook
 
-from tests.unit.egress_proxy.egress_fakes import PH, SANDBOX_IP, VALUE, Chain, github_secret, make_connect_flow, inner_flow, make_request_flow, record, sandbox
+from tests.unit.egress_proxy.egress_fakes import (
+    PH,
+    SANDBOX_IP,
+    VALUE,
+    Chain,
+    github_secret,
+    inner_flow,
+    make_connect_flow,
+    make_request_flow,
+    record,
+    sandbox,
+)
 
 RULES = [{"action": "allow", "host": "api.github.com"}, {"action": "allow", "host": "api.example.com"}]
 

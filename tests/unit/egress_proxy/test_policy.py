@@ -3,7 +3,15 @@ from __future__ import annotations
 from mitmproxy.proxy import server_hooks
 from mitmproxy.test import tflow
 
-from tests.unit.egress_proxy.egress_fakes import SANDBOX_IP, Chain, inner_flow, make_connect_flow, make_request_flow, record, sandbox
+from tests.unit.egress_proxy.egress_fakes import (
+    SANDBOX_IP,
+    Chain,
+    inner_flow,
+    make_connect_flow,
+    make_request_flow,
+    record,
+    sandbox,
+)
 
 
 def allow(host: str, **extra: object) -> dict[str, object]:

@@ -6,7 +6,16 @@ from typing import Any
 
 from mitmproxy import http
 
-from tests.unit.egress_proxy.egress_fakes import PH, SANDBOX_IP, VALUE, Chain, github_secret, make_request_flow, record, sandbox
+from tests.unit.egress_proxy.egress_fakes import (
+    PH,
+    SANDBOX_IP,
+    VALUE,
+    Chain,
+    github_secret,
+    make_request_flow,
+    record,
+    sandbox,
+)
 
 RULES = [{"action": "allow", "host": "api.github.com"}, {"action": "allow", "host": "api.example.com"}]
 

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from tests.unit.service.runtime_fakes import FakeAgent, FakeRuntime
-
 from sandboxd.config import Settings
 from sandboxd.errors import RuntimeFailure
 from sandboxd.runtime.base import LABEL_IMAGE_OWNER, ImageInfo, PathChange
@@ -22,6 +20,7 @@ from sandboxd.service.sandboxes import SandboxService
 from sandboxd.service.snapshots import SnapshotService
 from sandboxd.service.tenants import Principal
 from sandboxd.store import Store, Tenant
+from tests.unit.service.runtime_fakes import FakeAgent, FakeRuntime
 
 ALICE = Principal(tenant_id="tnt_aaaaaaaaaaaaaaaaaaaa", key_id="key_aaaaaaaaaaaaaaaaaaaa", admin=False)
 BOB = Principal(tenant_id="tnt_bbbbbbbbbbbbbbbbbbbb", key_id="key_bbbbbbbbbbbbbbbbbbbb", admin=False)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from tests.unit.service.image_fakes import ALICE, INSTANCE, build
 
 from sandboxd.models import CreateSandbox
 from sandboxd.service.lifecycle import SERVER_POLICY, Decision, Lifecycle, Policy, decide, effective_policy
 from sandboxd.store import LifecycleDefaults
+from tests.unit.service.image_fakes import ALICE, INSTANCE, build
 
 HOUR = 3600.0
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.service.image_fakes import ALICE, BASE, BOB, INSTANCE, WakeAgent, build
 
 from sandboxd.errors import Conflict, NotFound, RuntimeFailure
 from sandboxd.models import CreateSandbox, CreateSnapshot, ForkRequest
 from sandboxd.service import images
+from tests.unit.service.image_fakes import ALICE, BASE, BOB, INSTANCE, WakeAgent, build
 
 
 @pytest.fixture

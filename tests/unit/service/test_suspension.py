@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from tests.unit.service.image_fakes import ALICE, WakeAgent, build
 
 from sandboxd.errors import Conflict, RuntimeFailure, SandboxUnavailable
 from sandboxd.models import CreateSandbox
 from sandboxd.service import images
+from tests.unit.service.image_fakes import ALICE, WakeAgent, build
 
 
 @pytest.fixture

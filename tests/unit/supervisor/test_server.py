@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sandboxd.supervisor import SUPERVISOR_PATH
-from sandboxd.supervisor import server
+from sandboxd.supervisor import SUPERVISOR_PATH, server
 from sandboxd.supervisor.server import ApiError
 
 
