@@ -23,6 +23,7 @@ from pathlib import Path
 
 import docker
 import httpx
+from cleanup import instance_of, remove_instance
 
 IMAGE = os.environ.get("SANDBOXD_BENCH_IMAGE", "sandboxd/sandbox:latest")
 
@@ -65,6 +66,7 @@ def sandboxd():
         finally:
             proc.terminate()
             proc.wait(15)
+            remove_instance(instance_of(Path(tmp) / "data"))
 
 
 def raw_docker(client: docker.DockerClient, exec_calls: int, creates: int) -> dict[str, list[float]]:

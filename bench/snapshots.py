@@ -30,6 +30,7 @@ from pathlib import Path
 
 import docker
 import httpx
+from cleanup import remove_instance
 
 IMAGE = os.environ.get("SANDBOXD_BENCH_IMAGE", "sandboxd/sandbox:latest")
 RAW_LABEL = "org.sandboxd.bench-raw"
@@ -91,26 +92,10 @@ def sandboxd() -> Iterator[Daemon]:
                 daemon.client.close()
                 proc.terminate()
                 proc.wait(30)
-                remove_owned(instance)
+                remove_instance(instance)
         finally:
             if proc.poll() is None:
                 proc.kill()
-
-
-def remove_owned(instance: str | None) -> None:
-    client = docker.from_env()
-    try:
-        for container in client.containers.list(all=True, filters={"label": f"org.sandboxd.instance={instance}"}):
-            container.remove(force=True)
-        for image in client.images.list(filters={"label": f"org.sandboxd.image-owner={instance}"}):
-            for tag in image.tags:
-                with contextlib.suppress(docker.errors.APIError):
-                    client.images.remove(tag, force=True)
-        for image in client.images.list(filters={"label": f"org.sandboxd.image-owner={instance}", "dangling": True}):
-            with contextlib.suppress(docker.errors.APIError):
-                client.images.remove(image.id, force=True)
-    finally:
-        client.close()
 
 
 def timed(fn: Callable[[], object]) -> float:
