@@ -23,6 +23,7 @@ import docker
 import httpx
 import pytest
 
+from sandboxd.egress.firewall import Firewall, FirewallPlan
 from tests.integration.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -115,6 +116,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]
         finally:
             client.close()
         shutil.rmtree(env["SANDBOXD_SOCKET_DIR"], ignore_errors=True)
+        # sandboxd leaves its firewall in place when it stops (sandboxes outlive it); the test may not.
+        Firewall(FirewallPlan(env["SANDBOXD_BRIDGE"], "", 0)).remove()
 
 
 def stack_gateway(url: str, key: str) -> str:
