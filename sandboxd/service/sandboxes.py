@@ -149,7 +149,7 @@ class SandboxService:
                 self._egress.register(record.id, record.tenant_id, rules, req.secrets)
             container_id = await self._runtime.create(self.container_spec(record))
             record = self._store.update_sandbox(record.id, container_id=container_id)
-            await self._wait_for_supervisor(record)
+            await self.wait_ready(record)
             await self._egress_ready(record)
             record = self._store.update_sandbox(record.id, state="running")
         except BaseException as exc:
@@ -170,7 +170,7 @@ class SandboxService:
         path.chmod(0o777)
         return path
 
-    async def _wait_for_supervisor(self, record: SandboxRecord) -> None:
+    async def wait_ready(self, record: SandboxRecord) -> None:
         """Poll until the supervisor answers; a container that dies meanwhile fails fast.
 
         The socket file appearing is the cheap signal; the engine is asked about the
@@ -210,7 +210,7 @@ class SandboxService:
             if fresh and fresh.container_id:
                 await self._runtime.remove(fresh.container_id)
         with contextlib.suppress(Exception):
-            await self._drop_agent(record.id)
+            await self.forget_agent(record.id)
             shutil.rmtree(self._settings.socket_root / record.id, ignore_errors=True)
             self._store.delete_sandbox(record.id)
         with contextlib.suppress(Exception):
@@ -221,13 +221,13 @@ class SandboxService:
 
     async def delete(self, principal: Principal, sandbox_id: str) -> None:
         record = self.get(principal, sandbox_id)
-        async with self._lock(record.id):
+        async with self.lock(record.id):
             self._store.update_sandbox(record.id, state="deleting")
             await self._remove_everything(record)
         self._audit.record(principal, "sandbox.delete", sandbox_id=record.id)
 
     async def _remove_everything(self, record: SandboxRecord) -> None:
-        await self._drop_agent(record.id)
+        await self.forget_agent(record.id)
         if self._egress is not None:
             # Its address stops meaning this sandbox before another container can be given it.
             self._egress.detach(record.id)
@@ -247,12 +247,14 @@ class SandboxService:
         """The sandbox's supervisor, starting or unfreezing the sandbox first if it sleeps."""
         record = self.get(principal, sandbox_id)
         self.touch(record.id)
-        if record.state != "running":
-            record = await self._wake(record)
+        record = await self.wake(record)
         return record, self._agent(record.id)
 
-    async def _wake(self, record: SandboxRecord) -> SandboxRecord:
-        async with self._lock(record.id):
+    async def wake(self, record: SandboxRecord) -> SandboxRecord:
+        """Bring a sleeping sandbox back (from a pause, a stop or hibernation); takes its lock."""
+        if record.state == "running":
+            return record
+        async with self.lock(record.id):
             record = self._store.get_sandbox(record.id) or record
             if record.state == "running":
                 return record
@@ -260,7 +262,7 @@ class SandboxService:
                 await self._runtime.unpause(record.container_id)
             elif record.state == "stopped" and record.container_id:
                 await self._runtime.start(record.container_id)
-                await self._wait_for_supervisor(record)
+                await self.wait_ready(record)
                 await self._egress_ready(record)
             elif record.state == "hibernated":
                 return await self._wake_from_image(record)
@@ -278,12 +280,13 @@ class SandboxService:
             self._agents[sandbox_id] = agent
         return agent
 
-    async def _drop_agent(self, sandbox_id: str) -> None:
+    async def forget_agent(self, sandbox_id: str) -> None:
         agent = self._agents.pop(sandbox_id, None)
         if agent is not None:
             await agent.aclose()
 
-    def _lock(self, sandbox_id: str) -> asyncio.Lock:
+    def lock(self, sandbox_id: str) -> asyncio.Lock:
+        """The lock every change to a sandbox's container is made under."""
         return self._locks.setdefault(sandbox_id, asyncio.Lock())
 
     async def report_unavailable(self, record: SandboxRecord) -> SandboxUnavailable:
@@ -351,7 +354,7 @@ class SandboxService:
 
     async def close(self) -> None:
         for sandbox_id in list(self._agents):
-            await self._drop_agent(sandbox_id)
+            await self.forget_agent(sandbox_id)
 
     # --- suspension: pause, hibernate, wake, activity ------------------------------------------
     # sandboxd.service.lifecycle decides when a sandbox sleeps; these make it sleep and wake.
@@ -359,10 +362,6 @@ class SandboxService:
     def touch(self, sandbox_id: str) -> None:
         """Note that a sandbox is in use (an API call, its egress traffic): its idle clock restarts."""
         self.activity.touch(sandbox_id)
-
-    def lock(self, sandbox_id: str) -> asyncio.Lock:
-        """The lock every change to a sandbox's container is made under."""
-        return self._lock(sandbox_id)
 
     def container_spec(self, record: SandboxRecord, image: str | None = None) -> ContainerSpec:
         """How to make the sandbox's container, from its own image or (waking, restoring) another.
@@ -397,19 +396,9 @@ class SandboxService:
         if self._egress is not None:
             await self._egress.ready(record.id, record.container_id)
 
-    async def wake(self, record: SandboxRecord) -> SandboxRecord:
-        """Bring a sleeping sandbox back (from a pause, a stop or hibernation); takes its lock."""
-        return record if record.state == "running" else await self._wake(record)
-
-    async def wait_ready(self, record: SandboxRecord) -> None:
-        await self._wait_for_supervisor(record)
-
-    async def forget_agent(self, sandbox_id: str) -> None:
-        await self._drop_agent(sandbox_id)
-
     async def remove(self, record: SandboxRecord) -> None:
         """Delete a sandbox on sandboxd's own account (its lifetime ran out); the caller audits why."""
-        async with self._lock(record.id):
+        async with self.lock(record.id):
             record = self._store.get_sandbox(record.id) or record
             self._store.update_sandbox(record.id, state="deleting")
             await self._remove_everything(record)
@@ -428,14 +417,14 @@ class SandboxService:
         record = self.get(principal, sandbox_id)
         self.touch(record.id)
         with self._audit.recording(principal, "sandbox.resume", sandbox_id=record.id, args={"from": record.state}):
-            return record if record.state == "running" else await self._wake(record)
+            return await self.wake(record)
 
     async def suspend(self, record: SandboxRecord, how: str) -> SandboxRecord:
         """Pause (processes frozen, memory kept) or hibernate (filesystem saved, container removed).
 
         A sandbox already asleep at least that deep is left as it is.
         """
-        async with self._lock(record.id):
+        async with self.lock(record.id):
             record = self._store.get_sandbox(record.id) or record
             if how == "pause":
                 if record.state == "paused":
@@ -468,7 +457,7 @@ class SandboxService:
         record = self._store.update_sandbox(
             record.id, state="hibernated", container_id=None, spec={**record.spec, "rootfs_image": image}
         )
-        await self._drop_agent(record.id)
+        await self.forget_agent(record.id)
         if self._egress is not None:
             self._egress.detach(record.id)
         await self._runtime.remove(container_id)
@@ -489,11 +478,11 @@ class SandboxService:
         try:
             container_id = await self._runtime.create(self.container_spec(record, image))
             record = self._store.update_sandbox(record.id, container_id=container_id)
-            await self._wait_for_supervisor(record)
+            await self.wait_ready(record)
             await self._egress_ready(record)
         except BaseException:
             with contextlib.suppress(Exception):
-                await self._drop_agent(record.id)
+                await self.forget_agent(record.id)
                 if self._egress is not None:
                     self._egress.detach(record.id)
                 if container_id:
