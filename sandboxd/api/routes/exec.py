@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import codecs
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -19,6 +18,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from sandboxd.api.deps import CurrentPrincipal, DaemonDep
+from sandboxd.api.serialize import to_json
 from sandboxd.errors import SandboxdError
 from sandboxd.models import ExecOut, ExecRequest, SignalRequest, StartProcess
 from sandboxd.runtime.agent_types import ExecChunk, ExecResult
@@ -42,18 +42,6 @@ def exec_out(result: ExecResult, encoding: str) -> ExecOut:
         timed_out=result.timed_out,
         signal=result.signal,
     )
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    return value
 
 
 @router.post("/exec")
@@ -102,17 +90,17 @@ async def exec_stream(
 
 @router.post("/processes", status_code=status.HTTP_201_CREATED)
 async def start_process(sandbox_id: str, body: StartProcess, principal: CurrentPrincipal, daemon: DaemonDep) -> Any:
-    return _plain(await daemon.exec.start_process(principal, sandbox_id, body))
+    return to_json(await daemon.exec.start_process(principal, sandbox_id, body))
 
 
 @router.get("/processes")
 async def list_processes(sandbox_id: str, principal: CurrentPrincipal, daemon: DaemonDep) -> Any:
-    return {"processes": _plain(await daemon.exec.list_processes(principal, sandbox_id))}
+    return {"processes": to_json(await daemon.exec.list_processes(principal, sandbox_id))}
 
 
 @router.get("/processes/{process_id}")
 async def get_process(sandbox_id: str, process_id: str, principal: CurrentPrincipal, daemon: DaemonDep) -> Any:
-    return _plain(await daemon.exec.get_process(principal, sandbox_id, process_id))
+    return to_json(await daemon.exec.get_process(principal, sandbox_id, process_id))
 
 
 @router.get("/processes/{process_id}/output")
@@ -126,7 +114,7 @@ async def process_output(
     encoding: Annotated[str, Query(pattern="^(utf-8|base64)$")] = "utf-8",
 ) -> Any:
     output = await daemon.exec.read_output(principal, sandbox_id, process_id, stdout_offset, stderr_offset)
-    body = _plain(output)
+    body = to_json(output)
     for name in ("stdout", "stderr"):
         raw = getattr(output, name, None)
         if isinstance(raw, bytes):
@@ -153,7 +141,7 @@ async def write_stdin(
 async def signal_process(
     sandbox_id: str, process_id: str, body: SignalRequest, principal: CurrentPrincipal, daemon: DaemonDep
 ) -> Any:
-    return _plain(await daemon.exec.signal(principal, sandbox_id, process_id, body.signal))
+    return to_json(await daemon.exec.signal(principal, sandbox_id, process_id, body.signal))
 
 
 @router.post("/processes/{process_id}/wait")
@@ -164,7 +152,7 @@ async def wait_process(
     daemon: DaemonDep,
     timeout: Annotated[float, Query(ge=0, le=3600)] = 30.0,
 ) -> Any:
-    return _plain(await daemon.exec.wait(principal, sandbox_id, process_id, timeout))
+    return to_json(await daemon.exec.wait(principal, sandbox_id, process_id, timeout))
 
 
 @router.delete("/processes/{process_id}", status_code=status.HTTP_204_NO_CONTENT)

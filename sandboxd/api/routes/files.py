@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from sandboxd.api.deps import CurrentPrincipal, DaemonDep
+from sandboxd.api.serialize import to_json
 from sandboxd.models import MkdirRequest, MoveRequest
-from sandboxd.runtime.agent_types import FileInfo
 
 router = APIRouter(prefix="/v1/sandboxes/{sandbox_id}", tags=["files"])
 
@@ -18,13 +17,6 @@ PathQuery = Annotated[str, Query(description="Absolute, or relative to /workspac
 
 # Upload endpoints stream their bodies and are exempt from the JSON body limit.
 STREAMED_SUFFIXES = ("/files/content", "/archive")
-
-
-def _plain(value: Any) -> Any:
-    """Dataclasses as JSON; file modes as the octal strings people read ("0644")."""
-    if isinstance(value, FileInfo):
-        return {**dataclasses.asdict(value), "mode": value.mode_octal}
-    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type) else value
 
 
 @router.get("/files/content", response_class=StreamingResponse)
@@ -43,12 +35,12 @@ async def write_file(
     daemon: DaemonDep,
     mode: Annotated[str | None, Query(description="Octal permissions, e.g. 0755; default 0644.")] = None,
 ) -> Any:
-    return _plain(await daemon.files.write(principal, sandbox_id, path, request.stream(), mode))
+    return to_json(await daemon.files.write(principal, sandbox_id, path, request.stream(), mode))
 
 
 @router.get("/files/stat")
 async def stat_path(sandbox_id: str, path: PathQuery, principal: CurrentPrincipal, daemon: DaemonDep) -> Any:
-    return _plain(await daemon.files.stat(principal, sandbox_id, path))
+    return to_json(await daemon.files.stat(principal, sandbox_id, path))
 
 
 @router.get("/files")
@@ -56,12 +48,12 @@ async def list_directory(
     sandbox_id: str, principal: CurrentPrincipal, daemon: DaemonDep, path: PathQuery = "/workspace"
 ) -> Any:
     entries = await daemon.files.list(principal, sandbox_id, path)
-    return {"path": path, "entries": [_plain(e) for e in entries]}
+    return {"path": path, "entries": [to_json(e) for e in entries]}
 
 
 @router.post("/files/mkdir", status_code=status.HTTP_201_CREATED)
 async def make_directory(sandbox_id: str, body: MkdirRequest, principal: CurrentPrincipal, daemon: DaemonDep) -> Any:
-    return _plain(await daemon.files.mkdir(principal, sandbox_id, body.path, body.parents, body.mode))
+    return to_json(await daemon.files.mkdir(principal, sandbox_id, body.path, body.parents, body.mode))
 
 
 @router.delete("/files", status_code=status.HTTP_204_NO_CONTENT)
@@ -74,7 +66,7 @@ async def delete_path(
 
 @router.post("/files/move")
 async def move_path(sandbox_id: str, body: MoveRequest, principal: CurrentPrincipal, daemon: DaemonDep) -> Any:
-    return _plain(await daemon.files.move(principal, sandbox_id, body.src, body.dst, body.overwrite))
+    return to_json(await daemon.files.move(principal, sandbox_id, body.src, body.dst, body.overwrite))
 
 
 @router.get("/archive", response_class=StreamingResponse)
