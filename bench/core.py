@@ -12,18 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
-import socket
-import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import docker
 import httpx
-from cleanup import instance_of, remove_instance
+from throwaway import throwaway_sandboxd
 
 IMAGE = os.environ.get("SANDBOXD_BENCH_IMAGE", "sandboxd/sandbox:latest")
 
@@ -38,35 +34,12 @@ def fmt(values: list[float]) -> str:
 
 
 @contextmanager
-def sandboxd():
+def sandboxd() -> Iterator[tuple[str, str]]:
     if os.environ.get("SANDBOXD_URL") and os.environ.get("SANDBOXD_API_KEY"):
         yield os.environ["SANDBOXD_URL"], os.environ["SANDBOXD_API_KEY"]
         return
-    with tempfile.TemporaryDirectory(prefix="sbxb") as tmp, socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        key = "sbd-bench-" + secrets.token_urlsafe(32)
-        env = {**os.environ, "SANDBOXD_DATA_DIR": str(Path(tmp) / "data"), "SANDBOXD_PORT": str(port),
-               "SANDBOXD_API_KEY": key}
-        log = open(Path(tmp) / "daemon.log", "wb")
-        proc = subprocess.Popen([sys.executable, "-m", "sandboxd", "serve"], env=env, stdout=log, stderr=log)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/v1/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise SystemExit("sandboxd did not start; see its log") from None
-                    time.sleep(0.05)
-            yield url, key
-        finally:
-            proc.terminate()
-            proc.wait(15)
-            remove_instance(instance_of(Path(tmp) / "data"))
+    with throwaway_sandboxd("sbxb") as daemon:
+        yield daemon.url, daemon.key
 
 
 def raw_docker(client: docker.DockerClient, exec_calls: int, creates: int) -> dict[str, list[float]]:

@@ -18,28 +18,21 @@ import argparse
 import contextlib
 import os
 import secrets
-import socket
-import sqlite3
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import docker
 import httpx
-from cleanup import remove_instance
+from throwaway import throwaway_sandboxd
 
 IMAGE = os.environ.get("SANDBOXD_BENCH_IMAGE", "sandboxd/sandbox:latest")
 RAW_LABEL = "org.sandboxd.bench-raw"
 
 
 class Daemon:
-    def __init__(self, url: str, key: str, data_dir: Path) -> None:
+    def __init__(self, url: str, key: str) -> None:
         self.client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=600)
-        self.data_dir = data_dir
 
     def ok(self, response: httpx.Response) -> dict:
         if response.status_code >= 300:
@@ -55,47 +48,16 @@ class Daemon:
             raise SystemExit(f"exec failed in {sid}: {result}")
         return result
 
-    def instance_id(self) -> str | None:
-        with contextlib.closing(sqlite3.connect(self.data_dir / "sandboxd.db")) as db:
-            row = db.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
-        return row[0] if row else None
 
 
 @contextlib.contextmanager
 def sandboxd() -> Iterator[Daemon]:
-    with tempfile.TemporaryDirectory(prefix="sbxs") as tmp, socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        s.close()
-        key = "sbd-bench-" + secrets.token_urlsafe(32)
-        data_dir = Path(tmp) / "data"
-        env = {**os.environ, "SANDBOXD_DATA_DIR": str(data_dir), "SANDBOXD_PORT": str(port), "SANDBOXD_API_KEY": key}
-        with open(Path(tmp) / "daemon.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "sandboxd", "serve"], env=env, stdout=log, stderr=log)
-        url = f"http://127.0.0.1:{port}"
+    with throwaway_sandboxd("sbxs") as throwaway:
+        daemon = Daemon(throwaway.url, throwaway.key)
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(f"{url}/v1/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise SystemExit(f"sandboxd did not start; see {tmp}/daemon.log")
-                time.sleep(0.05)
-            daemon = Daemon(url, key, data_dir)
-            try:
-                yield daemon
-            finally:
-                instance = daemon.instance_id()
-                daemon.client.close()
-                proc.terminate()
-                proc.wait(30)
-                remove_instance(instance)
+            yield daemon
         finally:
-            if proc.poll() is None:
-                proc.kill()
+            daemon.client.close()
 
 
 def timed(fn: Callable[[], object]) -> float:
