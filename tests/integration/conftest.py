@@ -7,6 +7,7 @@ force-removed at the end, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -15,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -96,12 +96,13 @@ class DaemonProcess:
         db = self.data_dir / "sandboxd.db"
         if not db.exists():
             return None
-        with closing(sqlite3.connect(db)) as conn:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'instance_id'").fetchone()
         return row[0] if row else None
 
 
 def remove_owned_containers(instance_id: str | None) -> None:
+    """Everything a test daemon made on the engine and the host: containers, images, network, firewall."""
     if not instance_id:
         return
     client = docker.from_env()
@@ -110,7 +111,41 @@ def remove_owned_containers(instance_id: str | None) -> None:
             container.remove(force=True)
     finally:
         client.close()
+    remove_owned_images(instance_id)
     remove_egress(instance_id)
+
+
+def remove_owned_images(instance_id: str | None) -> None:
+    """Snapshot and hibernation images a test daemon made."""
+    if not instance_id:
+        return
+    client = docker.from_env()
+    owned = f"org.sandboxd.image-owner={instance_id}"
+    try:
+        for image in client.images.list(filters={"label": owned}):
+            for name in image.tags or [image.id]:
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(name, force=True)
+        for image in client.images.list(filters={"label": owned, "dangling": True}):
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(image.id, force=True)
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def running_daemon(base: Path, env: dict[str, str] | None = None) -> Iterator[DaemonProcess]:
+    """A daemon of its own on ``base``; stopped, and all it made removed, on leaving."""
+    proc = DaemonProcess(
+        data_dir=base / "data", port=free_port(), admin_key="sbd-test-" + secrets.token_urlsafe(32), env=env or {}
+    )
+    proc.start()
+    try:
+        yield proc
+    finally:
+        instance = proc.instance_id()
+        proc.stop()
+        remove_owned_containers(instance)
 
 
 def remove_egress(instance_id: str) -> None:
@@ -141,16 +176,8 @@ def docker_client() -> Iterator[docker.DockerClient]:
 @pytest.fixture(scope="session")
 def daemon(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[DaemonProcess]:
     # Short base: unix socket paths are capped at 108 bytes.
-    base = Path(tmp_path_factory.mktemp("d"))
-    data_dir = base / "data"
-    proc = DaemonProcess(data_dir=data_dir, port=free_port(), admin_key="sbd-test-" + secrets.token_urlsafe(32))
-    proc.start()
-    try:
+    with running_daemon(Path(tmp_path_factory.mktemp("d"))) as proc:
         yield proc
-    finally:
-        instance = proc.instance_id()
-        proc.stop()
-        remove_owned_containers(instance)
 
 
 @pytest.fixture(scope="session")

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import docker
 import httpx
 
-from tests.integration.conftest import DaemonProcess, free_port, remove_owned_containers
+from tests.integration.conftest import running_daemon
 
 
 def test_restart_adopts_running_sandboxes(tmp_path_factory, docker_client: docker.DockerClient) -> None:
-    base = Path(tmp_path_factory.mktemp("r"))
-    proc = DaemonProcess(data_dir=base / "data", port=free_port(), admin_key="sbd-test-" + secrets.token_urlsafe(32))
-    proc.start()
-    try:
-        client = httpx.Client(base_url=proc.url, headers={"Authorization": f"Bearer {proc.admin_key}"}, timeout=60)
+    with (
+        running_daemon(Path(tmp_path_factory.mktemp("r"))) as proc,
+        httpx.Client(base_url=proc.url, headers={"Authorization": f"Bearer {proc.admin_key}"}, timeout=60) as client,
+    ):
         sid = client.post("/v1/sandboxes", json={}).json()["id"]
         gone_id = client.post("/v1/sandboxes", json={}).json()["id"]
         client.put(f"/v1/sandboxes/{sid}/files/content", params={"path": "state.txt"}, content=b"before")
@@ -38,8 +36,3 @@ def test_restart_adopts_running_sandboxes(tmp_path_factory, docker_client: docke
             assert stray.reload() is None and stray.status == "running", "containers we do not own are left alone"
         finally:
             stray.remove(force=True)
-        client.close()
-    finally:
-        instance = proc.instance_id()
-        proc.stop()
-        remove_owned_containers(instance)

@@ -17,7 +17,7 @@ import docker
 import httpx
 import pytest
 
-from tests.integration.conftest import DaemonProcess, free_port, remove_owned_containers
+from tests.integration.conftest import DaemonProcess, running_daemon
 from tests.integration.egress.upstream import Upstream, host_address, make_certs
 
 Shell = Callable[..., dict[str, Any]]
@@ -36,23 +36,9 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
 def egress_daemon(
     tmp_path_factory: pytest.TempPathFactory, upstream: Upstream, docker_client: docker.DockerClient
 ) -> Iterator[DaemonProcess]:
-    base = Path(tmp_path_factory.mktemp("e"))
-    proc = DaemonProcess(
-        data_dir=base / "data",
-        port=free_port(),
-        admin_key="sbd-test-" + secrets.token_urlsafe(32),
-        env={
-            "SANDBOXD_HOST": "0.0.0.0",
-            "SANDBOXD_EGRESS_UPSTREAM_CA_BUNDLE": str(upstream.certs.trust_bundle),
-        },
-    )
-    proc.start()
-    try:
+    env = {"SANDBOXD_HOST": "0.0.0.0", "SANDBOXD_EGRESS_UPSTREAM_CA_BUNDLE": str(upstream.certs.trust_bundle)}
+    with running_daemon(Path(tmp_path_factory.mktemp("e")), env) as proc:
         yield proc
-    finally:
-        instance = proc.instance_id()
-        proc.stop()
-        remove_owned_containers(instance)
 
 
 @pytest.fixture(scope="package")

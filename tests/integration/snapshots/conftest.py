@@ -8,9 +8,9 @@ removes every container and image it made, whatever happened.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
-import secrets
 import time
 import zipfile
 from collections.abc import Callable, Iterator
@@ -21,7 +21,7 @@ import docker
 import httpx
 import pytest
 
-from tests.integration.conftest import DaemonProcess, free_port, remove_owned_containers
+from tests.integration.conftest import DaemonProcess, remove_owned_images, running_daemon
 
 IMAGE_OWNER = "org.sandboxd.image-owner"
 
@@ -38,22 +38,6 @@ def wait_for(condition: Callable[[], Any], timeout: float = 30.0, what: str = "c
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         time.sleep(delay)
         delay = min(delay * 2, 0.25)
-
-
-def remove_owned_images(client: docker.DockerClient, instance_id: str | None) -> None:
-    if not instance_id:
-        return
-    for image in client.images.list(filters={"label": f"{IMAGE_OWNER}={instance_id}"}):
-        for tag in image.tags:
-            try:
-                client.images.remove(tag, force=True)
-            except docker.errors.APIError:
-                pass
-    for image in client.images.list(filters={"label": f"{IMAGE_OWNER}={instance_id}", "dangling": True}):
-        try:
-            client.images.remove(image.id, force=True)
-        except docker.errors.APIError:
-            pass
 
 
 def tiny_wheel(name: str = "tinypkg", version: str = "1.0") -> tuple[str, bytes]:
@@ -136,27 +120,19 @@ def api(admin: httpx.Client) -> Iterator[Api]:
 @pytest.fixture
 def spawn(tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient) -> Iterator[Callable[[], tuple[DaemonProcess, Api]]]:
     """Start daemons of the test's own, each on a fresh data directory; all cleaned up afterwards."""
-    started: list[tuple[DaemonProcess, httpx.Client]] = []
+    with contextlib.ExitStack() as stack:
 
-    def start() -> tuple[DaemonProcess, Api]:
-        base = Path(tmp_path_factory.mktemp("s"))
-        proc = DaemonProcess(data_dir=base / "data", port=free_port(), admin_key="sbd-test-" + secrets.token_urlsafe(32))
-        proc.start()
-        client = httpx.Client(base_url=proc.url, headers={"Authorization": f"Bearer {proc.admin_key}"}, timeout=300)
-        started.append((proc, client))
-        return proc, Api(client)
+        def start() -> tuple[DaemonProcess, Api]:
+            proc = stack.enter_context(running_daemon(Path(tmp_path_factory.mktemp("s"))))
+            headers = {"Authorization": f"Bearer {proc.admin_key}"}
+            client = stack.enter_context(httpx.Client(base_url=proc.url, headers=headers, timeout=300))
+            return proc, Api(client)
 
-    yield start
-    for proc, client in started:
-        client.close()
-        instance = proc.instance_id()
-        proc.stop()
-        remove_owned_containers(instance)
-        remove_owned_images(docker_client, instance)
+        yield start
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _remove_session_images(daemon: DaemonProcess, docker_client: docker.DockerClient) -> Iterator[None]:
     """Images the session daemon made for these tests go when the session ends, whatever happened."""
     yield
-    remove_owned_images(docker_client, daemon.instance_id())
+    remove_owned_images(daemon.instance_id())
